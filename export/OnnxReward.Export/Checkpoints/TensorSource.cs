@@ -1,0 +1,56 @@
+namespace OnnxReward.Export.Checkpoints;
+
+/// <summary>Element types a checkpoint tensor may have on disk.</summary>
+public enum TensorDType
+{
+    F32,
+    F16,
+    BF16,
+}
+
+/// <summary>Name, on-disk dtype and shape of one tensor (Hugging Face naming, e.g. <c>model.layers.0.self_attn.q_proj.weight</c>).</summary>
+public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
+{
+    /// <summary>Number of elements (product of the shape; 1 for a scalar).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, d) => checked(a * d));
+
+    /// <summary>Bytes per element of <see cref="DType"/>.</summary>
+    public int ElementSize => DType == TensorDType.F32 ? 4 : 2;
+
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// Yields the tensors of a checkpoint by Hugging Face name, one at a time, without loading whole files into managed
+/// memory (safetensors are memory-mapped; llama2.c files are read by offset). Implementations validate the layout when
+/// opened, so a tensor that is listed can always be read. Not thread-safe.
+/// </summary>
+public interface ITensorSource : IDisposable
+{
+    /// <summary>Every tensor name, in a stable (ordinal) order.</summary>
+    IReadOnlyList<string> Names { get; }
+
+    bool Contains(string name);
+
+    /// <summary>Dtype and shape of a tensor; throws <see cref="CheckpointException"/> naming the tensor if absent.</summary>
+    TensorInfo GetInfo(string name);
+
+    /// <summary>Copies the tensor into <paramref name="destination"/> converted to float32 (exact for F16/BF16).
+    /// <paramref name="destination"/> must hold exactly <see cref="TensorInfo.ElementCount"/> elements.</summary>
+    void ReadFloat32(string name, Span<float> destination);
+
+    /// <summary>Copies the raw little-endian bytes as stored (ElementCount × ElementSize bytes).</summary>
+    void ReadRaw(string name, Span<byte> destination);
+}
+
+/// <summary>Reads a whole tensor into a new array (convenience for small tensors and tests).</summary>
+public static class TensorSourceExtensions
+{
+    public static float[] ReadFloat32(this ITensorSource source, string name)
+    {
+        var info = source.GetInfo(name);
+        var data = new float[checked((int)info.ElementCount)];
+        source.ReadFloat32(name, data);
+        return data;
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OnnxReward.Model;
+
+/// <summary>
+/// <c>reward_model.json</c>: what a model directory holds and how to drive its graph. Written by the exporter, read by
+/// <c>RewardModel.Load</c>. The graph contract (names are fixed; B = batch, T = seq, D = hidden, K = objectives):
+/// <list type="bullet">
+/// <item>inputs: <c>input_ids</c> int64 [B, T] right-padded with <see cref="PadTokenId"/>; <c>reward_positions</c> int64 [B]
+/// (last non-pad token); <c>gating_positions</c> int64 [B] (start of the last <see cref="GatingTokenPattern"/>; reward
+/// graphs only).</item>
+/// <item>outputs of a reward graph: <c>score</c> float [B], <c>rewards</c> float [B, K], <c>gating</c> float [B, K],
+/// <c>score_std</c> float [B] when <see cref="HasPosterior"/>, and <c>embedding</c> float [B, D] (final hidden state at
+/// the reward position).</item>
+/// <item>outputs of a backbone graph: <c>embedding</c> float [B, D].</item>
+/// </list>
+/// </summary>
+public sealed record RewardModelManifest
+{
+    public const string FileName = "reward_model.json";
+    public const int CurrentFormatVersion = 1;
+
+    [JsonPropertyName("format_version")] public int FormatVersion { get; init; } = CurrentFormatVersion;
+
+    /// <summary><c>reward</c> (backbone + ArmoRM head) or <c>backbone</c> (embedding only).</summary>
+    [JsonPropertyName("kind")] public required string Kind { get; init; }
+
+    /// <summary>The ONNX file, relative to the model directory.</summary>
+    [JsonPropertyName("graph")] public string Graph { get; init; } = "model.onnx";
+
+    /// <summary><c>fp32</c> or <c>fp16</c> (backbone precision; the head is always fp32).</summary>
+    [JsonPropertyName("dtype")] public required string DType { get; init; }
+
+    /// <summary>The execution provider the graph was built for: <c>cpu</c> or <c>cuda</c>.</summary>
+    [JsonPropertyName("variant")] public required string Variant { get; init; }
+
+    [JsonPropertyName("hidden_size")] public required int HiddenSize { get; init; }
+    [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
+    [JsonPropertyName("num_layers")] public int NumLayers { get; init; }
+
+    /// <summary>Objective names in output order (empty for a backbone graph).</summary>
+    [JsonPropertyName("objectives")] public IReadOnlyList<string> Objectives { get; init; } = [];
+
+    [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; }
+    [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
+
+    /// <summary>Token ids whose last occurrence starts at the gating position ([128009, 128006, 78191, 128007, 271] for Llama-3).</summary>
+    [JsonPropertyName("gating_token_pattern")] public IReadOnlyList<int> GatingTokenPattern { get; init; } = [];
+
+    /// <summary>Longest sequence the model accepts (max_position_embeddings of the checkpoint).</summary>
+    [JsonPropertyName("max_sequence_length")] public required int MaxSequenceLength { get; init; }
+
+    [JsonPropertyName("has_posterior")] public bool HasPosterior { get; init; }
+
+    /// <summary>Tokenizer files copied beside the graph (<c>tokenizer.json</c>, <c>tokenizer_config.json</c>, …); empty
+    /// when the source had none (then only <c>input_ids</c> inputs can be scored).</summary>
+    [JsonPropertyName("tokenizer_files")] public IReadOnlyList<string> TokenizerFiles { get; init; } = [];
+
+    [JsonPropertyName("source")] public SourceInfo? Source { get; init; }
+    [JsonPropertyName("exporter")] public ExporterInfo? Exporter { get; init; }
+
+    public bool IsReward => Kind == "reward";
+
+    public sealed record SourceInfo
+    {
+        [JsonPropertyName("path")] public string? Path { get; init; }
+        [JsonPropertyName("format")] public string? Format { get; init; }
+        [JsonPropertyName("files")] public IReadOnlyList<SourceFile> Files { get; init; } = [];
+    }
+
+    public sealed record SourceFile(
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("bytes")] long Bytes,
+        [property: JsonPropertyName("sha256")] string Sha256);
+
+    public sealed record ExporterInfo(
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("version")] string Version,
+        [property: JsonPropertyName("created_utc")] string? CreatedUtc = null);
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public void Save(string modelDirectory) =>
+        File.WriteAllText(Path.Combine(modelDirectory, FileName), ToJson() + "\n");
+}
