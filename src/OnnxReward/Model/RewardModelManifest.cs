@@ -87,6 +87,71 @@ public sealed record RewardModelManifest
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Reads and validates <c>reward_model.json</c> of a model directory; every problem is a
+    /// <see cref="RewardModelException"/> that names the file, the field and the fix.</summary>
+    public static RewardModelManifest Load(string modelDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelDirectory);
+        if (!Directory.Exists(modelDirectory))
+            throw new RewardModelException(
+                $"model directory {modelDirectory} does not exist. Pass the folder written by `onnxreward export <checkpoint> --out <dir>`.");
+        var path = Path.Combine(modelDirectory, FileName);
+        if (!File.Exists(path))
+            throw new RewardModelException(
+                $"{path} is missing: {modelDirectory} is not an exported model directory. " +
+                "Export a checkpoint first: `onnxreward export <checkpoint> --out <dir>`.");
+        RewardModelManifest? m;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Length > 16 << 20)
+                throw new RewardModelException($"{path} is {info.Length} bytes; a manifest is a few KB. Re-export the model directory.");
+            m = JsonSerializer.Deserialize<RewardModelManifest>(File.ReadAllText(path), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new RewardModelException(
+                $"{path} is not a valid manifest ({e.Message}). Re-export the model directory with `onnxreward export`.", inner: e);
+        }
+        if (m is null)
+            throw new RewardModelException($"{path} holds JSON null instead of a manifest. Re-export the model directory.");
+        m.Validate(modelDirectory, path);
+        return m;
+    }
+
+    private void Validate(string modelDirectory, string path)
+    {
+        string Bad(string field, string problem) =>
+            $"{path}: field '{field}' {problem}. Re-export the model directory with `onnxreward export`.";
+        if (FormatVersion != CurrentFormatVersion)
+            throw new RewardModelException(
+                $"{path} has format_version {FormatVersion}; this OnnxReward reads version {CurrentFormatVersion}. " +
+                "Re-export the model with this version's `onnxreward export`.");
+        if (Kind is not ("reward" or "backbone"))
+            throw new RewardModelException(Bad("kind", $"is '{Kind}', expected 'reward' or 'backbone'"));
+        if (DType is not ("fp32" or "fp16"))
+            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected 'fp32' or 'fp16'"));
+        if (Variant is not ("cpu" or "cuda"))
+            throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
+        if (HiddenSize < 1) throw new RewardModelException(Bad("hidden_size", $"is {HiddenSize}, expected a positive size"));
+        if (VocabSize < 1) throw new RewardModelException(Bad("vocab_size", $"is {VocabSize}, expected a positive size"));
+        if (MaxSequenceLength < 2) throw new RewardModelException(Bad("max_sequence_length", $"is {MaxSequenceLength}, expected at least 2"));
+        if (IsReward && Objectives.Count == 0)
+            throw new RewardModelException(Bad("objectives", "is empty, but a reward model needs its objective names"));
+        if (IsReward && GatingTokenPattern.Count == 0)
+            throw new RewardModelException(Bad("gating_token_pattern", "is empty, but a reward model needs it to find the gating position"));
+        if (PadTokenId is { } pad && (pad < 0 || pad >= VocabSize))
+            throw new RewardModelException(Bad("pad_token_id", $"is {pad}, outside the vocabulary [0, {VocabSize})"));
+        if (string.IsNullOrWhiteSpace(Graph) || Path.IsPathRooted(Graph) || Graph.Contains(".."))
+            throw new RewardModelException(Bad("graph", $"is '{Graph}', expected a file name inside the model directory"));
+        if (!File.Exists(Path.Combine(modelDirectory, Graph)))
+            throw new RewardModelException(
+                $"{Path.Combine(modelDirectory, Graph)} is missing although {FileName} names it. Copy the whole model directory, or re-export it.");
+        foreach (var f in TokenizerFiles)
+            if (Path.IsPathRooted(f) || f.Contains(".."))
+                throw new RewardModelException(Bad("tokenizer_files", $"lists '{f}', expected file names inside the model directory"));
+    }
+
     public void Save(string modelDirectory) =>
         File.WriteAllText(Path.Combine(modelDirectory, FileName), ToJson() + "\n");
 }

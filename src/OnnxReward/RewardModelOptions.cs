@@ -1,0 +1,75 @@
+namespace OnnxReward;
+
+/// <summary>Which ONNX Runtime execution provider scores the batches.</summary>
+public enum ExecutionProviderKind
+{
+    /// <summary>CUDA when its provider loads on this machine, else the CPU (the reason is logged).</summary>
+    Auto,
+
+    /// <summary>CUDA only: loading fails with the reason when CUDA 13 or the driver is missing.</summary>
+    Cuda,
+
+    /// <summary>The CPU execution provider.</summary>
+    Cpu,
+}
+
+/// <summary>What to do with a conversation longer than <see cref="RewardModelOptions.MaxSequenceLength"/>.</summary>
+public enum TruncationPolicy
+{
+    /// <summary>Reject it: the error says how long it was and what the limit is (the default; nothing is silent).</summary>
+    Error,
+
+    /// <summary>Drop the oldest turns (keeping any system message, the final user turn and the response, so the gating
+    /// position survives) until it fits; if even that is too long, fail as <see cref="Error"/> does.</summary>
+    DropOldestTurns,
+}
+
+/// <summary>
+/// Options for <see cref="RewardModel.Load"/>. Validated and frozen when the model is loaded (later changes to this
+/// instance do not affect a loaded model).
+/// </summary>
+public sealed record RewardModelOptions
+{
+    /// <summary>Execution provider; <see cref="ExecutionProviderKind.Auto"/> by default.</summary>
+    public ExecutionProviderKind ExecutionProvider { get; init; } = ExecutionProviderKind.Auto;
+
+    /// <summary>CUDA device ordinal.</summary>
+    public int DeviceId { get; init; }
+
+    /// <summary>Token budget of one batch: rows × padded length never exceeds it (except a single row longer than the
+    /// budget, which runs alone). Default 8192.</summary>
+    public int MaxBatchTokens { get; init; } = 8192;
+
+    /// <summary>Most rows in one batch. Default 64.</summary>
+    public int MaxBatchSize { get; init; } = 64;
+
+    /// <summary>Longest accepted conversation in tokens; null = the model's own limit (manifest max_sequence_length).</summary>
+    public int? MaxSequenceLength { get; init; }
+
+    /// <summary>What happens to conversations over <see cref="MaxSequenceLength"/>. Default <see cref="TruncationPolicy.Error"/>.</summary>
+    public TruncationPolicy Truncation { get; init; } = TruncationPolicy.Error;
+
+    /// <summary>ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (one per physical core).</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>Receives one-line diagnostics (chosen provider and why). Null = silent.</summary>
+    public Action<string>? Log { get; init; }
+
+    internal void Validate()
+    {
+        if (DeviceId < 0)
+            throw new ArgumentOutOfRangeException(nameof(DeviceId), DeviceId, "DeviceId must be 0 or more (a CUDA device ordinal).");
+        if (MaxBatchTokens < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchTokens), MaxBatchTokens, "MaxBatchTokens must be at least 1; 8192 is a good start on CPU.");
+        if (MaxBatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "MaxBatchSize must be at least 1.");
+        if (MaxSequenceLength is < 2)
+            throw new ArgumentOutOfRangeException(nameof(MaxSequenceLength), MaxSequenceLength, "MaxSequenceLength must be at least 2 tokens, or null for the model's own limit.");
+        if (IntraOpThreads < 0)
+            throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "IntraOpThreads must be 0 (ONNX Runtime's default) or more.");
+        if (!Enum.IsDefined(ExecutionProvider))
+            throw new ArgumentOutOfRangeException(nameof(ExecutionProvider), ExecutionProvider, "Use Auto, Cuda or Cpu.");
+        if (!Enum.IsDefined(Truncation))
+            throw new ArgumentOutOfRangeException(nameof(Truncation), Truncation, "Use Error or DropOldestTurns.");
+    }
+}
