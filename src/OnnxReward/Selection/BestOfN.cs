@@ -17,7 +17,7 @@ public enum UncertaintyPenalty
 /// Best-of-n selection: pick one of n candidate responses to a prompt by the reward model's score (<see cref="ArgMax"/>), by
 /// an uncertainty-penalized score (Yang et al. 2024, Bayesian reward models, docs/armorm.md §5:
 /// <see cref="SelectUncertaintyPenalized(ReadOnlySpan{double}, ReadOnlySpan{double}, double, UncertaintyPenalty)"/>), or by the
-/// LSC-AND of several objectives (<see cref="SelectByLscAnd"/>).
+/// LSC-AND of several objectives (<see cref="SelectByLscAnd(IReadOnlyList{IReadOnlyList{double}}, ReadOnlySpan{double}, ObjectiveSubset?)"/>).
 /// <para><b>Ties</b>: every rule returns the <b>lowest index</b> among equal best keys (the first candidate generated wins);
 /// <see cref="BestOfNEstimator"/> ranks ties the same way.</para>
 /// </summary>
@@ -130,6 +130,49 @@ public static class BestOfN
             }
         }
         return ArgMax(keys);
+    }
+
+    /// <summary>
+    /// <see cref="SelectUncertaintyPenalized(ReadOnlySpan{double}, ReadOnlySpan{double?}, double, UncertaintyPenalty)"/> over
+    /// scored candidates: μ = <see cref="RewardScore.Score"/>, σ = <see cref="RewardScore.ScoreStd"/>. A model without a posterior
+    /// leaves σ null, and this throws saying so.
+    /// </summary>
+    /// <exception cref="ArgumentException">no candidate, a null candidate, a missing σ (no posterior), or any check of the
+    /// other overload fails.</exception>
+    public static int SelectUncertaintyPenalized(
+        IReadOnlyList<RewardScore> candidates, double k, UncertaintyPenalty penalty = UncertaintyPenalty.StandardDeviation)
+    {
+        CheckScores(candidates);
+        var means = new double[candidates.Count];
+        var stds = new double?[candidates.Count];
+        for (int i = 0; i < means.Length; i++)
+        {
+            means[i] = candidates[i].Score;
+            stds[i] = candidates[i].ScoreStd;
+        }
+        return SelectUncertaintyPenalized(means, stds, k, penalty);
+    }
+
+    /// <summary><see cref="SelectByLscAnd(IReadOnlyList{IReadOnlyList{double}}, ReadOnlySpan{double}, ObjectiveSubset?)"/> over
+    /// scored candidates' objective rewards (<see cref="RewardScore.RewardValues"/>).</summary>
+    public static int SelectByLscAnd(
+        IReadOnlyList<RewardScore> candidates, ReadOnlySpan<double> referenceRewards, ObjectiveSubset? objectives = null)
+    {
+        CheckScores(candidates);
+        var rewards = new double[candidates.Count][];
+        for (int c = 0; c < rewards.Length; c++)
+            rewards[c] = candidates[c].RewardValues.Select(v => (double)v).ToArray();
+        return SelectByLscAnd(rewards, referenceRewards, objectives);
+    }
+
+    static void CheckScores(IReadOnlyList<RewardScore> candidates)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        if (candidates.Count == 0)
+            throw new ArgumentException("candidates is empty: pass the scores of at least one candidate response.", nameof(candidates));
+        for (int i = 0; i < candidates.Count; i++)
+            if (candidates[i] is null)
+                throw new ArgumentException($"candidates[{i}] is null: pass a score for every candidate.", nameof(candidates));
     }
 
     static double Penalize(double mean, double std, double k, UncertaintyPenalty penalty) =>

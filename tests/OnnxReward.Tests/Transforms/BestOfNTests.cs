@@ -108,4 +108,23 @@ public class BestOfNTests
         var empty = Assert.Throws<ArgumentException>(() => BestOfN.SelectByLscAnd(Array.Empty<double[]>(), refs));
         Assert.That(empty!.Message, Does.Contain("candidateRewards is empty"));
     }
+
+    [Test]
+    public void RewardScoreOverloadsUseScoreAndScoreStd()
+    {
+        string[] names = ["a", "b"];
+        RewardScore Make(float score, float? std, params float[] rewards) => new(score, rewards, [0.5f, 0.5f], std, 10, names);
+
+        var withPosterior = new[] { Make(1.0f, 0.5f, 10, -3), Make(0.9f, 0.1f, 1, 1) };
+        Assert.That(BestOfN.SelectUncertaintyPenalized(withPosterior, 0.0), Is.EqualTo(0));
+        Assert.That(BestOfN.SelectUncertaintyPenalized(withPosterior, 1.0), Is.EqualTo(1));
+        Assert.That(BestOfN.SelectByLscAnd(withPosterior, [0.0, 0.0]), Is.EqualTo(1));
+        Assert.That(BestOfN.SelectByLscAnd(withPosterior, [0.0, 0.0], ObjectiveSubset.FromNames(names, ["a"])), Is.EqualTo(0));
+
+        var noPosterior = new[] { Make(1.0f, null, 0, 0), Make(0.9f, null, 0, 0) };
+        var e = Assert.Throws<ArgumentException>(() => BestOfN.SelectUncertaintyPenalized(noPosterior, 1.0));
+        Assert.That(e!.Message, Does.Contain("stds[0] is null").And.Contains("has no posterior"));
+        var empty = Assert.Throws<ArgumentException>(() => BestOfN.SelectUncertaintyPenalized(Array.Empty<RewardScore>(), 1.0));
+        Assert.That(empty!.Message, Does.Contain("candidates is empty"));
+    }
 }
