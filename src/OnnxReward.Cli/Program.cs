@@ -15,6 +15,7 @@ public static class Program
         foreach (var command in new Command[]
                  {
                      VersionCommand.Create(),
+                     ExportCommand.Create(),
                  })
             root.Subcommands.Add(command);
         return root;

@@ -1,0 +1,90 @@
+using System.CommandLine;
+using OnnxReward.Export.Checkpoints;
+using OnnxReward.Export.Exporting;
+using Spectre.Console;
+
+namespace OnnxReward.Cli.Commands;
+
+/// <summary><c>onnxreward export &lt;checkpoint&gt; --out &lt;dir&gt; [--dtype fp32|fp16] [--ep cpu|cuda] [--force]</c>.</summary>
+internal static class ExportCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Argument<string>("checkpoint")
+        {
+            Description = "A Hugging Face checkpoint folder (config.json + *.safetensors) or a llama2.c .bin file.",
+        };
+        var output = new Option<string>("--out", "-o") { Description = "Model directory to write (created if missing).", Required = true };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Backbone precision: fp32 (CPU EP) or fp16 (CUDA EP). The head is always fp32.",
+            DefaultValueFactory = _ => "fp32",
+        };
+        dtype.AcceptOnlyFromAmong("fp32", "fp16");
+        var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cpu for fp32, cuda for fp16)." };
+        ep.AcceptOnlyFromAmong("cpu", "cuda");
+        var force = new Option<bool>("--force") { Description = "Overwrite the model files of a non-empty --out directory." };
+
+        var command = new Command("export", "Export a checkpoint to a fused ONNX reward model directory (model.onnx + weights + reward_model.json + tokenizer).")
+        {
+            checkpoint, output, dtype, ep, force,
+        };
+        command.SetAction(pr => Run(pr.GetValue(checkpoint)!, pr.GetValue(output)!,
+            new ExportOptions { DType = pr.GetValue(dtype)!, Variant = pr.GetValue(ep), Overwrite = pr.GetValue(force) },
+            Console.Out, Console.Error));
+        return command;
+    }
+
+    /// <summary>Runs the export with a progress bar on <paramref name="error"/> and the summary on <paramref name="output"/>;
+    /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory).</summary>
+    internal static int Run(string checkpointPath, string outputDirectory, ExportOptions options, TextWriter output, TextWriter error)
+    {
+        var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
+        try
+        {
+            ExportSummary? summary = null;
+            stderr.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("opening checkpoint", maxValue: 1);
+                    var progress = new SynchronousProgress<ExportProgress>(p =>
+                    {
+                        task.Description = p.Tensor is null ? p.Stage : $"{p.Stage} {p.TensorsDone}/{p.TensorsTotal}";
+                        if (p.BytesTotal > 0)
+                        {
+                            task.MaxValue = p.BytesTotal;
+                            task.Value = Math.Min(p.BytesDone, p.BytesTotal);
+                        }
+                    });
+                    summary = ModelExporter.Export(checkpointPath, outputDirectory, options, progress);
+                    task.Value = task.MaxValue;
+                });
+            var s = summary!;
+            var table = new Table().AddColumns("", "");
+            table.HideHeaders();
+            table.AddRow("model directory", Markup.Escape(s.OutputDirectory));
+            table.AddRow("kind / dtype / variant", $"{s.Manifest.Kind} / {s.Manifest.DType} / {s.Manifest.Variant}");
+            table.AddRow("tensors written", s.Tensors.ToString("N0"));
+            table.AddRow("parameters", s.Parameters.ToString("N0"));
+            table.AddRow("weights bytes", $"{s.DataBytes:N0} ({s.DataBytes / 1048576.0:F1} MiB)");
+            table.AddRow("graph bytes / nodes", $"{s.GraphBytes:N0} / {s.Nodes:N0}");
+            table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
+            table.AddRow("time", $"{s.Elapsed.TotalSeconds:F2} s");
+            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }).Write(table);
+            return 0;
+        }
+        catch (Exception e) when (e is CheckpointException or ExportException or IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>IProgress that reports on the caller's thread (System.Progress posts to the thread pool).</summary>
+    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
