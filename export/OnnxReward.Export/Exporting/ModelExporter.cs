@@ -68,6 +68,7 @@ public static class ModelExporter
         ArgumentException.ThrowIfNullOrWhiteSpace(outputDirectory);
         options ??= new ExportOptions();
         ValidateOptions(options);
+        PrepareOutputDirectory(outputDirectory, options.Overwrite);      // refuse a non-empty --out before any work
         progress?.Report(new ExportProgress("opening checkpoint", 0, 0, 0, 0, null));
         using var checkpoint = OpenCheckpoint(checkpointPath);
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);

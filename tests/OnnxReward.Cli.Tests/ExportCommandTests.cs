@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using OnnxReward.Model;
+using OnnxReward.Testing;
+
+namespace OnnxReward.Cli.Tests;
+
+/// <summary>`onnxreward export` end to end: the built executable in a child process (exit code, stdout, stderr).</summary>
+[NonParallelizable]
+public class ExportCommandTests
+{
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var exe = Path.Combine(SharedData.RepositoryRoot, "src", "OnnxReward.Cli", "bin", "Release", "net10.0", "linux-x64", "onnxreward");
+        if (!File.Exists(exe)) Assert.Fail($"{exe} is missing: build src/OnnxReward.Cli in Release (this project's build does).");
+        var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["NO_COLOR"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEnd();
+        if (!p.WaitForExit(120_000)) { p.Kill(); Assert.Fail("onnxreward export did not finish in 120 s"); }
+        return (p.ExitCode, stdout.Result, stderr);
+    }
+
+    private static (int Code, string Out, string Err) Run(string checkpoint, string outDir, bool force = false) =>
+        force ? Cli("export", checkpoint, "--out", outDir, "--force") : Cli("export", checkpoint, "--out", outDir);
+
+    [Test]
+    public void ArmormTiny_ExportsModelDirectory_AndPrintsSummary()
+    {
+        var outDir = Path.Combine(SharedData.NewTempDirectory(), "model");
+        var (code, stdout, stderr) = Run(SharedData.ArmormTiny, outDir);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("tensors written").And.Contain("parameters").And.Contain("weights bytes").And.Contain("time"));
+        var manifest = RewardModelManifest.Load(outDir);
+        Assert.That(manifest.Kind, Is.EqualTo("reward"));
+        Assert.That(File.Exists(Path.Combine(outDir, "model.onnx.data")));
+    }
+
+    [Test]
+    public void CorruptCheckpoint_IsOneErrorLine_ExitCode1_NoStackTrace()
+    {
+        var copy = SharedData.NewTempDirectory("cli-corrupt");
+        foreach (var f in Directory.EnumerateFiles(SharedData.ArmormTiny))
+            File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(copy, "model-00001-of-00002.safetensors"), "not a safetensors file");
+        var (code, _, stderr) = Run(copy, Path.Combine(SharedData.NewTempDirectory(), "out"));
+        TestContext.Out.WriteLine(stderr);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("error: ").And.Contain("model-00001-of-00002.safetensors"));
+        Assert.That(stderr, Does.Not.Contain("   at "), "no stack trace");
+        Assert.That(stderr, Does.Not.Contain("Exception"), "no exception type names");
+    }
+
+    [Test]
+    public void MissingCheckpoint_IsAClearError()
+    {
+        var (code, _, stderr) = Run(Path.Combine(SharedData.NewTempDirectory(), "nope"), Path.Combine(SharedData.NewTempDirectory(), "out"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.StartWith("error: ").And.Contain("nope"));
+    }
+
+    [Test]
+    public void NonEmptyOut_RequiresForce()
+    {
+        var outDir = SharedData.NewTempDirectory();
+        File.WriteAllText(Path.Combine(outDir, "other.txt"), "x");
+        var (code, _, stderr) = Run(SharedData.ArmormTiny, outDir);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("not empty").And.Contain("--force"));
+        var forced = Run(SharedData.ArmormTiny, outDir, force: true);
+        Assert.That(forced.Code, Is.Zero, forced.Err);
+        Assert.That(File.ReadAllText(Path.Combine(outDir, "other.txt")), Is.EqualTo("x"), "--force replaces only the model files");
+    }
+
+    [Test]
+    public void Parse_RejectsUnknownDtype_AndRequiresOut()
+    {
+        var bad = Cli("export", SharedData.ArmormTiny, "--out", Path.Combine(SharedData.NewTempDirectory(), "x"), "--dtype", "bf16");
+        Assert.That(bad.Code, Is.Not.Zero);
+        Assert.That(bad.Err + bad.Out, Does.Contain("bf16"));
+        var noOut = Cli("export", SharedData.ArmormTiny);
+        Assert.That(noOut.Code, Is.Not.Zero);
+        Assert.That(noOut.Err + noOut.Out, Does.Contain("--out"));
+    }
+
+    [Test]
+    public void Fp16_ForCuda_IsWrittenAndRecorded()
+    {
+        var outDir = Path.Combine(SharedData.NewTempDirectory(), "fp16");
+        var r = Cli("export", SharedData.ArmormTiny, "-o", outDir, "--dtype", "fp16");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        var m = RewardModelManifest.Load(outDir);
+        Assert.That((m.DType, m.Variant), Is.EqualTo(("fp16", "cuda")));
+    }
+}
