@@ -14,10 +14,10 @@ namespace OnnxReward.Export.Tests.Exporting;
 [NonParallelizable]
 public class GoldenExportTests
 {
-    private sealed record ArmormCase(string Id, long[] InputIds, long RewardPosition, long GatingPosition,
+    internal sealed record ArmormCase(string Id, long[] InputIds, long RewardPosition, long GatingPosition,
         float[] Rewards, float[] Gating, float Score, float[] LastHiddenReward);
 
-    private static List<ArmormCase> ArmormGoldens()
+    internal static List<ArmormCase> ArmormGoldens()
     {
         var cases = new List<ArmormCase>();
         foreach (var line in File.ReadLines(Path.Combine(SharedData.ArmormTiny, "golden.jsonl")))
@@ -48,7 +48,7 @@ public class GoldenExportTests
     // Tolerance (../shared/reference/armorm-tiny/README.md, "Tolerance"): |ours − golden| ≤ 1e-4 + 1e-4·|golden| for
     // every element; a correct float32 implementation agrees to about 1e-5 (float32 vs float64 moves results ≤ 1.1e-6,
     // batching ≤ 4.8e-7), while every listed mistake (eps, theta, RoPE layout, GQA mapping, …) moves them more.
-    private static double AssertGolden(ReadOnlySpan<float> ours, IReadOnlyList<float> golden, string what)
+    internal static double AssertGolden(ReadOnlySpan<float> ours, IReadOnlyList<float> golden, string what)
     {
         Assert.That(ours.Length, Is.EqualTo(golden.Count), what);
         double worst = 0;
@@ -219,5 +219,30 @@ public class GoldenExportTests
         var e = Assert.Throws<ExportException>(() => ModelExporter.Export(SharedData.ArmormTiny, outDir));
         Assert.That(e!.Message, Does.Contain("not empty").And.Contain("--force"));
         Assert.That(Directory.GetFiles(outDir), Has.Length.EqualTo(1));
+    }
+}
+
+/// <summary>The graph against the armorm-tiny goldens with weights from a naive test-only reader, so the graph is
+/// verified independently of the production checkpoint readers (tolerance as in GoldenExportTests).</summary>
+public class MinimalReaderGoldenTests
+{
+    [Test]
+    public void ArmormTiny_ThroughMinimalTestReader_ReproducesGoldens()
+    {
+        // Same graph, weights read by a naive test-only reader: isolates the graph from the production readers.
+        using var ckpt = MinimalSafetensorsSource.OpenArmorm(SharedData.ArmormTiny);
+        var dir = SharedData.NewTempDirectory("armorm-tiny-minimal");
+        ModelExporter.Export(ckpt, SharedData.ArmormTiny, dir, new ExportOptions(), null, CancellationToken.None);
+        using var ort = new OrtRunner(dir);
+        double worst = 0;
+        foreach (var c in GoldenExportTests.ArmormGoldens())
+        {
+            var o = ort.Run([c.InputIds], [c.RewardPosition], [c.GatingPosition], pad: 128256);
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["score"], [c.Score], $"{c.Id} score"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["rewards"], c.Rewards, $"{c.Id} rewards"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["gating"], c.Gating, $"{c.Id} gating"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["embedding"], c.LastHiddenReward, $"{c.Id} embedding"));
+        }
+        TestContext.Out.WriteLine($"minimal reader: max |ours − golden| over 47 cases {worst:E2}");
     }
 }
