@@ -74,7 +74,9 @@ public static class ModelExporter
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);
     }
 
-    private static Checkpoint OpenCheckpoint(string path) => throw new NotSupportedException(path); // TEMP until readers land
+    // Checkpoint.Open (the readers) had not landed when this was written: switch this line to `Checkpoint.Open(path)`.
+    private static Checkpoint OpenCheckpoint(string path) =>
+        throw new ExportException($"{path}: this build has no checkpoint readers yet (Checkpoint.Open is not implemented).");
 
     private static void ValidateOptions(ExportOptions options)
     {

@@ -42,7 +42,7 @@ public class GoldenExportTests
         _fp32 = SharedData.NewTempDirectory("armorm-tiny-fp32");
         _fp16 = SharedData.NewTempDirectory("armorm-tiny-fp16");
         _summary32 = ModelExporter.Export(source, _fp32);
-        ModelExporter.Export(source, _fp16, new ExportOptions { DType = "fp16", Variant = "cuda" });
+        ModelExporter.Export(source, _fp16, new ExportOptions { DType = "fp16", Variant = "cuda" });   // manifest check
     }
 
     // Tolerance (../shared/reference/armorm-tiny/README.md, "Tolerance"): |ours − golden| ≤ 1e-4 + 1e-4·|golden| for
@@ -99,32 +99,6 @@ public class GoldenExportTests
             worst = Math.Max(worst, AssertGolden(o["embedding"].AsSpan(b * d, d), c.LastHiddenReward, $"batch row {b} ({c.Id}) embedding"));
         }
         TestContext.Out.WriteLine($"47 × {cases.Max(c => c.InputIds.Length)} batch: max |ours − golden| {worst:E2}");
-    }
-
-    [Test]
-    public void ArmormTiny_Fp16_IsCloseToFp32()
-    {
-        // ORT's CPU EP has no fp16 kernels for MatMul/GQA/norms; its InsertCastTransformer wraps them in Casts, so the
-        // fp16 graph runs here with fp16 weights and fp16-rounded activations between ops (what a CUDA fp16 run
-        // stores), computing inside each op in fp32. No CUDA on this machine: the CUDA EP run is not tested here.
-        // Tolerance: the README's bf16-backbone row moves score 0.034, rewards 0.079, gating 0.01, hidden 0.16; fp16
-        // has 3 more mantissa bits (8× finer), so we allow a quarter of the bf16 deviations: score and rewards 0.02,
-        // gating 0.005, embedding 0.04 (absolute).
-        using var a = new OrtRunner(_fp32);
-        using var b = new OrtRunner(_fp16);
-        var cases = ArmormGoldens();
-        var ids = cases.Select(c => c.InputIds).ToList();
-        var rp = cases.Select(c => c.RewardPosition).ToArray();
-        var gp = cases.Select(c => c.GatingPosition).ToArray();
-        var o32 = a.Run(ids, rp, gp, pad: 128256);
-        var o16 = b.Run(ids, rp, gp, pad: 128256);
-        foreach (var (name, tol) in new[] { ("score", 0.02), ("rewards", 0.02), ("gating", 0.005), ("embedding", 0.04) })
-        {
-            var diff = o32[name].Zip(o16[name]).Max(p => Math.Abs(p.First - p.Second));
-            TestContext.Out.WriteLine($"fp16 vs fp32 {name}: max |diff| {diff:E2} (tolerance {tol})");
-            Assert.That(diff, Is.LessThanOrEqualTo(tol), name);
-            Assert.That(diff, Is.GreaterThan(0), $"{name}: fp16 equal to fp32 bit for bit means the fp16 graph did not run in fp16");
-        }
     }
 
     [Test]
@@ -226,14 +200,69 @@ public class GoldenExportTests
 /// verified independently of the production checkpoint readers (tolerance as in GoldenExportTests).</summary>
 public class MinimalReaderGoldenTests
 {
+
+    private string _fp32 = "", _fp16 = "";
+
+    [OneTimeSetUp]
+    public void ExportWithMinimalReader()
+    {
+        using var ckpt = MinimalSafetensorsSource.OpenArmorm(SharedData.ArmormTiny);
+        _fp32 = SharedData.NewTempDirectory("armorm-tiny-min32");
+        _fp16 = SharedData.NewTempDirectory("armorm-tiny-min16");
+        ModelExporter.Export(ckpt, SharedData.ArmormTiny, _fp32, new ExportOptions(), null, CancellationToken.None);
+        ModelExporter.Export(ckpt, SharedData.ArmormTiny, _fp16, new ExportOptions { DType = "fp16" }, null, CancellationToken.None);
+    }
+
+    [Test]
+    public void ArmormTiny_All47AsOneRightPaddedBatch_ThroughMinimalTestReader_ReproducesGoldens()
+    {
+        using var ort = new OrtRunner(_fp32);
+        var cases = GoldenExportTests.ArmormGoldens();
+        var o = ort.Run(cases.Select(c => c.InputIds).ToList(), cases.Select(c => c.RewardPosition).ToArray(),
+            cases.Select(c => c.GatingPosition).ToArray(), pad: 128256);
+        double worst = 0;
+        for (var b = 0; b < cases.Count; b++)
+        {
+            var c = cases[b];
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["score"].AsSpan(b, 1), [c.Score], $"row {b} score"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["rewards"].AsSpan(b * 19, 19), c.Rewards, $"row {b} rewards"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["gating"].AsSpan(b * 19, 19), c.Gating, $"row {b} gating"));
+            worst = Math.Max(worst, GoldenExportTests.AssertGolden(o["embedding"].AsSpan(b * 64, 64), c.LastHiddenReward, $"row {b} embedding"));
+        }
+        TestContext.Out.WriteLine($"minimal reader, 47 × {cases.Max(c => c.InputIds.Length)} batch: max |ours − golden| {worst:E2}");
+    }
+
+    [Test]
+    public void ArmormTiny_Fp16_IsCloseToFp32()
+    {
+        // ORT's CPU EP has no fp16 kernels for MatMul/GQA/norms; its InsertCastTransformer wraps them in Casts, so the
+        // fp16 graph runs here with fp16 weights and fp16-rounded activations between ops (what a CUDA fp16 run
+        // stores), computing inside each op in fp32. No CUDA on this machine: the CUDA EP run is not tested here.
+        // Tolerance: the README's bf16-backbone row moves score 0.034, rewards 0.079, gating 0.01, hidden 0.16; fp16
+        // has 3 more mantissa bits (8× finer), so we allow a quarter of the bf16 deviations: score and rewards 0.02,
+        // gating 0.005, embedding 0.04 (absolute).
+        using var a = new OrtRunner(_fp32);
+        using var b = new OrtRunner(_fp16);
+        var cases = GoldenExportTests.ArmormGoldens();
+        var ids = cases.Select(c => c.InputIds).ToList();
+        var rp = cases.Select(c => c.RewardPosition).ToArray();
+        var gp = cases.Select(c => c.GatingPosition).ToArray();
+        var o32 = a.Run(ids, rp, gp, pad: 128256);
+        var o16 = b.Run(ids, rp, gp, pad: 128256);
+        foreach (var (name, tol) in new[] { ("score", 0.02), ("rewards", 0.02), ("gating", 0.005), ("embedding", 0.04) })
+        {
+            var diff = o32[name].Zip(o16[name]).Max(p => Math.Abs(p.First - p.Second));
+            TestContext.Out.WriteLine($"fp16 vs fp32 {name}: max |diff| {diff:E2} (tolerance {tol})");
+            Assert.That(diff, Is.LessThanOrEqualTo(tol), name);
+            Assert.That(diff, Is.GreaterThan(0), $"{name}: fp16 equal to fp32 bit for bit means the fp16 graph did not run in fp16");
+        }
+    }
+
     [Test]
     public void ArmormTiny_ThroughMinimalTestReader_ReproducesGoldens()
     {
         // Same graph, weights read by a naive test-only reader: isolates the graph from the production readers.
-        using var ckpt = MinimalSafetensorsSource.OpenArmorm(SharedData.ArmormTiny);
-        var dir = SharedData.NewTempDirectory("armorm-tiny-minimal");
-        ModelExporter.Export(ckpt, SharedData.ArmormTiny, dir, new ExportOptions(), null, CancellationToken.None);
-        using var ort = new OrtRunner(dir);
+        using var ort = new OrtRunner(_fp32);
         double worst = 0;
         foreach (var c in GoldenExportTests.ArmormGoldens())
         {
