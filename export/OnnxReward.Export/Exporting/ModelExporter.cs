@@ -70,13 +70,9 @@ public static class ModelExporter
         ValidateOptions(options);
         PrepareOutputDirectory(outputDirectory, options.Overwrite);      // refuse a non-empty --out before any work
         progress?.Report(new ExportProgress("opening checkpoint", 0, 0, 0, 0, null));
-        using var checkpoint = OpenCheckpoint(checkpointPath);
+        using var checkpoint = Checkpoint.Open(checkpointPath);
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);
     }
-
-    // Checkpoint.Open (the readers) had not landed when this was written: switch this line to `Checkpoint.Open(path)`.
-    private static Checkpoint OpenCheckpoint(string path) =>
-        throw new ExportException($"{path}: this build has no checkpoint readers yet (Checkpoint.Open is not implemented).");
 
     private static void ValidateOptions(ExportOptions options)
     {

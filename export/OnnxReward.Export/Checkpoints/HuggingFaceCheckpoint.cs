@@ -1,0 +1,300 @@
+using System.Text.Json;
+
+namespace OnnxReward.Export.Checkpoints;
+
+/// <summary>
+/// A Hugging Face checkpoint folder: <c>config.json</c> plus a single <c>model.safetensors</c> or sharded
+/// <c>*.safetensors</c> with <c>model.safetensors.index.json</c>. Every shard is memory-mapped and validated; the index
+/// and the shards must agree tensor by tensor.
+/// </summary>
+internal static class HuggingFaceCheckpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string IndexFile = "model.safetensors.index.json";
+    public const string SingleFile = "model.safetensors";
+
+    public static Checkpoint Open(string folder)
+    {
+        var configPath = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(configPath))
+            throw new CheckpointException(
+                $"{folder} has no {ConfigFile}: a Hugging Face checkpoint folder needs config.json beside its safetensors.",
+                configPath);
+        var (config, head) = ReadConfig(configPath);
+        var source = OpenTensors(folder);
+        try
+        {
+            var hasPosterior = source.Contains(CheckpointLayout.PosteriorFactor);
+            if (head is not null && hasPosterior)
+                head = head with { HasPosterior = true };
+            CheckpointLayout.Validate(folder, config, head, source);
+            return new Checkpoint
+            {
+                Config = config,
+                Head = head,
+                Tensors = source,
+                Format = "huggingface",
+                SourceFiles = [configPath, .. source.Files.Select(f => f.Path), .. IndexIfAny(folder)],
+                Location = Path.GetFullPath(folder),
+            };
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static IEnumerable<string> IndexIfAny(string folder)
+    {
+        var index = Path.Combine(folder, IndexFile);
+        return File.Exists(index) ? [index] : [];
+    }
+
+    // ---- config.json ------------------------------------------------------------------------------------------------
+
+    public static (LlamaConfig Config, RewardHeadConfig? Head) ReadConfig(string path)
+    {
+        JsonDocument doc;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Length > 4 << 20)
+                throw new CheckpointException($"{path} is {info.Length} bytes; a config.json is a few KB. Is it the right file?", path);
+            doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException($"{path} is not valid JSON ({e.Message}). Fix or re-download config.json.", path, inner: e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new CheckpointException($"{path} holds JSON {root.ValueKind}, expected an object. Fix config.json.", path);
+
+            int Int(string key, int? fallback = null)
+            {
+                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                    return fallback ?? throw new CheckpointException(
+                        $"{path} has no '{key}'; a Llama config needs it. Add it to config.json.", path);
+                if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var i) || i <= 0)
+                    throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a positive integer. Fix config.json.", path);
+                return i;
+            }
+            double Double(string key, double fallback)
+            {
+                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                    return fallback;
+                if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var d) || !double.IsFinite(d) || d <= 0)
+                    throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a positive number. Fix config.json.", path);
+                return d;
+            }
+            int? OptionalId(string key)
+            {
+                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                    return null;
+                if (v.ValueKind == JsonValueKind.Array)      // eos_token_id may be a list: take the first
+                    v = v.GetArrayLength() > 0 ? v[0] : default;
+                return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= 0 ? i
+                    : throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a token id. Fix config.json.", path);
+            }
+
+            if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind != JsonValueKind.Null)
+                throw new CheckpointException(
+                    $"{path}: rope_scaling {rs.GetRawText()} is not supported (only plain RoPE, as in Llama-3-8B and ArmoRM). " +
+                    "Export a checkpoint without rope_scaling.", path);
+            if (root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True)
+                throw new CheckpointException($"{path}: attention_bias true is not supported (Llama has none).", path);
+            if (root.TryGetProperty("hidden_act", out var act) && act.GetString() is { } a && a != "silu")
+                throw new CheckpointException($"{path}: hidden_act '{a}' is not supported; Llama uses silu.", path);
+
+            var heads = Int("num_attention_heads");
+            var config = new LlamaConfig
+            {
+                HiddenSize = Int("hidden_size"),
+                IntermediateSize = Int("intermediate_size"),
+                NumHiddenLayers = Int("num_hidden_layers"),
+                NumAttentionHeads = heads,
+                NumKeyValueHeads = Int("num_key_value_heads", heads),
+                VocabSize = Int("vocab_size"),
+                RmsNormEps = Double("rms_norm_eps", 1e-6),
+                RopeTheta = Double("rope_theta", 10000.0),
+                MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
+                TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
+                PadTokenId = OptionalId("pad_token_id"),
+                BosTokenId = OptionalId("bos_token_id"),
+                EosTokenId = OptionalId("eos_token_id"),
+            };
+            if (config.HiddenSize % config.NumAttentionHeads != 0)
+                throw new CheckpointException(
+                    $"{path}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}. Fix config.json.", path);
+            if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
+                throw new CheckpointException(
+                    $"{path}: num_attention_heads {config.NumAttentionHeads} is not a multiple of num_key_value_heads {config.NumKeyValueHeads}. Fix config.json.", path);
+            if (config.HeadDim % 2 != 0)
+                throw new CheckpointException($"{path}: head_dim {config.HeadDim} is odd; RoPE needs an even head size.", path);
+
+            RewardHeadConfig? head = null;
+            if (root.TryGetProperty("num_objectives", out _))
+            {
+                string[]? names = null;
+                if (root.TryGetProperty("objective_names", out var on) && on.ValueKind == JsonValueKind.Array)
+                    names = on.EnumerateArray().Select(n => n.ValueKind == JsonValueKind.String ? n.GetString()!
+                        : throw new CheckpointException($"{path}: objective_names holds {n.GetRawText()}, expected strings.", path)).ToArray();
+                var k = Int("num_objectives");
+                if (names is not null && names.Length != k)
+                    throw new CheckpointException(
+                        $"{path}: objective_names has {names.Length} names but num_objectives is {k}. Make them agree.", path);
+                head = new RewardHeadConfig
+                {
+                    NumObjectives = k,
+                    GatingTemperature = Double("gating_temperature", 10),
+                    GatingHiddenDim = Int("gating_hidden_dim", 1024),
+                    GatingNHidden = root.TryGetProperty("gating_n_hidden", out var nh) && nh.TryGetInt32(out var nhv) && nhv >= 0
+                        ? nhv : Int("gating_n_hidden", 3),
+                    ObjectiveNames = names ?? (k == RewardHeadConfig.ArmoRmObjectiveNames.Count ? RewardHeadConfig.ArmoRmObjectiveNames : null),
+                };
+            }
+            return (config, head);
+        }
+    }
+
+    // ---- tensors ----------------------------------------------------------------------------------------------------
+
+    private static ShardedTensorSource OpenTensors(string folder)
+    {
+        var indexPath = Path.Combine(folder, IndexFile);
+        var singlePath = Path.Combine(folder, SingleFile);
+        if (File.Exists(indexPath))
+            return OpenSharded(folder, indexPath);
+        if (File.Exists(singlePath))
+        {
+            var file = SafetensorsFile.Open(singlePath);
+            return new ShardedTensorSource([file], file.Names.ToDictionary(n => n, _ => file, StringComparer.Ordinal));
+        }
+        throw new CheckpointException(
+            $"{folder} has neither {SingleFile} nor {IndexFile}: put the weights (safetensors) beside config.json. " +
+            "PyTorch .bin/.pt pickles are not read (they can execute code); convert them to safetensors first.", folder);
+    }
+
+    private static ShardedTensorSource OpenSharded(string folder, string indexPath)
+    {
+        Dictionary<string, string> weightMap;
+        try
+        {
+            if (new FileInfo(indexPath).Length > 64 << 20)
+                throw new CheckpointException($"{indexPath} is larger than 64 MB; an index is a few hundred KB. Is it the right file?", indexPath);
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var wm)
+                || wm.ValueKind != JsonValueKind.Object)
+                throw new CheckpointException($"{indexPath} has no 'weight_map' object. Fix or re-download the index.", indexPath);
+            weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var p in wm.EnumerateObject())
+                weightMap[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!
+                    : throw new CheckpointException($"{indexPath}: weight_map['{p.Name}'] is {p.Value.GetRawText()}, expected a shard file name.", indexPath, p.Name);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException($"{indexPath} is not valid JSON ({e.Message}). Fix or re-download the index.", indexPath, inner: e);
+        }
+
+        var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var shardName in weightMap.Values.Distinct().Order(StringComparer.Ordinal))
+            {
+                if (shardName.Length == 0 || shardName != Path.GetFileName(shardName) || shardName is "." or "..")
+                    throw new CheckpointException(
+                        $"{indexPath} names shard '{shardName}', which is not a plain file name in the checkpoint folder. Fix the index.", indexPath);
+                var shardPath = Path.Combine(folder, shardName);
+                if (!File.Exists(shardPath))
+                {
+                    var tensors = weightMap.Where(kv => kv.Value == shardName).Select(kv => kv.Key).Take(3);
+                    throw new CheckpointException(
+                        $"{indexPath} points to shard {shardName}, which is missing from {folder} (it should hold {string.Join(", ", tensors)}, …). " +
+                        "Download every shard the index lists.", shardPath);
+                }
+                shards[shardName] = SafetensorsFile.Open(shardPath);
+            }
+
+            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (var (tensor, shardName) in weightMap)
+            {
+                var shard = shards[shardName];
+                if (!shard.Contains(tensor))
+                    throw new CheckpointException(
+                        $"{indexPath} says tensor '{tensor}' is in {shardName}, but that shard has no such tensor. The index and shards " +
+                        "come from different checkpoints: download them together.", shard.Path, tensor);
+                byName[tensor] = shard;
+            }
+            foreach (var (shardName, shard) in shards)
+                foreach (var tensor in shard.Names)
+                    if (!weightMap.TryGetValue(tensor, out var listed) || listed != shardName)
+                        throw new CheckpointException(
+                            $"{shard.Path} holds tensor '{tensor}', which {IndexFile} " +
+                            (listed is null ? "does not list" : $"places in {listed}") + ". The index and shards disagree: download them together.",
+                            shard.Path, tensor);
+            return new ShardedTensorSource(shards.Values.ToList(), byName);
+        }
+        catch
+        {
+            foreach (var s in shards.Values)
+                s.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>Tensors spread over one or more memory-mapped safetensors files.</summary>
+internal sealed class ShardedTensorSource : ITensorSource
+{
+    private readonly Dictionary<string, SafetensorsFile> _byName;
+
+    public ShardedTensorSource(IReadOnlyList<SafetensorsFile> files, Dictionary<string, SafetensorsFile> byName)
+    {
+        Files = files;
+        _byName = byName;
+        Names = byName.Keys.Order(StringComparer.Ordinal).ToList();
+    }
+
+    public IReadOnlyList<SafetensorsFile> Files { get; }
+    public IReadOnlyList<string> Names { get; }
+
+    public bool Contains(string name) => _byName.ContainsKey(name);
+
+    public TensorInfo GetInfo(string name) => File(name).GetInfo(name);
+
+    public void ReadRaw(string name, Span<byte> destination)
+    {
+        var info = GetInfo(name);
+        var bytes = checked(info.ElementCount * info.ElementSize);
+        if (destination.Length != bytes)
+            throw new ArgumentException($"'{name}' is {bytes} bytes; the destination holds {destination.Length}.", nameof(destination));
+        File(name).Bytes(name).CopyTo(destination);
+    }
+
+    public void ReadFloat32(string name, Span<float> destination)
+    {
+        var file = File(name);
+        var info = file.GetInfo(name);
+        if (destination.Length != info.ElementCount)
+            throw new ArgumentException($"'{name}' has {info.ElementCount} elements; the destination holds {destination.Length}.", nameof(destination));
+        const int chunk = 1 << 20;
+        for (long start = 0; start < info.ElementCount; start += chunk)
+        {
+            var n = (int)Math.Min(chunk, info.ElementCount - start);
+            Float32Conversion.Convert(file.Bytes(name, start, n), info.DType, destination.Slice((int)start, n));
+        }
+    }
+
+    private SafetensorsFile File(string name) =>
+        _byName.TryGetValue(name, out var f) ? f
+            : throw new CheckpointException($"the checkpoint has no tensor '{name}'.", tensor: name);
+
+    public void Dispose()
+    {
+        foreach (var f in Files)
+            f.Dispose();
+    }
+}

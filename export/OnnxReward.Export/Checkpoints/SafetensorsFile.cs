@@ -1,0 +1,266 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace OnnxReward.Export.Checkpoints;
+
+/// <summary>
+/// One memory-mapped <c>.safetensors</c> file, validated when opened (after huggingface/safetensors <c>validate</c>):
+/// 8-byte little-endian header length, capped and within the file; a JSON header of
+/// <c>{name: {dtype, shape, data_offsets: [begin, end]}}</c> (+ optional <c>__metadata__</c>); every tensor's byte range
+/// inside the data section, of exactly elements × dtype-size bytes, and no two ranges overlapping. All arithmetic is
+/// checked, so hostile headers produce a <see cref="CheckpointException"/>, never an overflow or a huge allocation.
+/// Nothing is loaded into managed memory until a tensor is read.
+/// </summary>
+internal sealed unsafe class SafetensorsFile : IDisposable
+{
+    /// <summary>Header size cap (safetensors uses 100 MB as well).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly byte* _base;
+    private readonly long _dataStart;
+    private readonly Dictionary<string, (TensorInfo Info, long Begin, long End)> _tensors;
+    private int _disposed;
+
+    public string Path { get; }
+    public long Length { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    public IEnumerable<string> Names => _tensors.Keys;
+
+    private SafetensorsFile(string path, long length, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePtr,
+        long dataStart, Dictionary<string, (TensorInfo, long, long)> tensors, Dictionary<string, string> metadata)
+    {
+        Path = path;
+        Length = length;
+        _map = map;
+        _view = view;
+        _base = basePtr;
+        _dataStart = dataStart;
+        _tensors = tensors;
+        Metadata = metadata;
+    }
+
+    public static SafetensorsFile Open(string path)
+    {
+        long length;
+        try
+        {
+            length = new FileInfo(path).Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException($"{path}: cannot read the file ({e.Message}).", path, inner: e);
+        }
+        if (length < 8)
+            throw new CheckpointException(
+                $"{path} is {length} bytes, too short for a safetensors file (an 8-byte header length comes first). " +
+                "The file is truncated: download or write it again.", path, byteOffset: 0);
+
+        MemoryMappedFile? map = null;
+        MemoryMappedViewAccessor? view = null;
+        byte* ptr = null;
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
+            ptr += view.PointerOffset;
+            var (tensors, metadata, dataStart) = ParseHeader(path, ptr, length);
+            return new SafetensorsFile(path, length, map, view, ptr, dataStart, tensors, metadata);
+        }
+        catch (Exception e)
+        {
+            if (ptr != null)
+                view!.SafeMemoryMappedViewHandle.ReleasePointer();
+            view?.Dispose();
+            map?.Dispose();
+            if (e is CheckpointException)
+                throw;
+            if (e is IOException or UnauthorizedAccessException)
+                throw new CheckpointException($"{path}: cannot map the file ({e.Message}).", path, inner: e);
+            throw;
+        }
+    }
+
+    private static (Dictionary<string, (TensorInfo, long, long)>, Dictionary<string, string>, long) ParseHeader(string path, byte* p, long length)
+    {
+        var headerLength = (long)BitConverter.ToUInt64(new ReadOnlySpan<byte>(p, 8));
+        if (headerLength < 2 || headerLength > MaxHeaderBytes || headerLength > length - 8)
+            throw new CheckpointException(
+                $"{path}: header length {(ulong)headerLength} is beyond the file ({length} bytes; at most {Math.Min(length - 8, MaxHeaderBytes)} possible). " +
+                "The file is truncated or not a safetensors file: download or write it again.", path, byteOffset: 0);
+        var dataStart = 8 + headerLength;
+        var dataLength = length - dataStart;
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(p + 8, (int)headerLength).ToArray()),
+                new JsonDocumentOptions { MaxDepth = 16 });
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException(
+                $"{path}: the {headerLength}-byte header is not valid JSON ({e.Message}). The file is corrupt: download or write it again.",
+                path, byteOffset: 8, inner: e);
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new CheckpointException($"{path}: the header is JSON {doc.RootElement.ValueKind}, expected an object of tensors. The file is corrupt.", path, byteOffset: 8);
+            var tensors = new Dictionary<string, (TensorInfo, long, long)>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var prop in doc.RootElement.EnumerateObject())
+            {
+                if (prop.Name == "__metadata__")
+                {
+                    if (prop.Value.ValueKind == JsonValueKind.Object)
+                        foreach (var m in prop.Value.EnumerateObject())
+                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                    continue;
+                }
+                if (tensors.ContainsKey(prop.Name))
+                    throw new CheckpointException($"{path}: tensor '{prop.Name}' appears twice in the header. The file is corrupt.", path, prop.Name);
+                tensors[prop.Name] = ParseTensor(path, prop.Name, prop.Value, dataLength);
+            }
+
+            // No two byte ranges may overlap (a corrupt or hostile header could alias tensors).
+            var ordered = tensors.OrderBy(t => t.Value.Item2).ThenBy(t => t.Value.Item3).ToList();
+            for (var i = 1; i < ordered.Count; i++)
+            {
+                var (prevName, prev) = (ordered[i - 1].Key, ordered[i - 1].Value);
+                var (name, cur) = (ordered[i].Key, ordered[i].Value);
+                if (cur.Item2 < prev.Item3 && cur.Item3 > cur.Item2 && prev.Item3 > prev.Item2)
+                    throw new CheckpointException(
+                        $"{path}: tensors '{prevName}' (bytes {prev.Item2}..{prev.Item3}) and '{name}' (bytes {cur.Item2}..{cur.Item3}) overlap. " +
+                        "The header is corrupt: write the file again.", path, name, dataStart + cur.Item2);
+            }
+            return (tensors, metadata, dataStart);
+        }
+    }
+
+    private static (TensorInfo, long, long) ParseTensor(string path, string name, JsonElement e, long dataLength)
+    {
+        CheckpointException Bad(string what) => new(
+            $"{path}: tensor '{name}' {what}. The header is corrupt: write the file again.", path, name);
+        if (e.ValueKind != JsonValueKind.Object)
+            throw Bad("is not an object with dtype, shape and data_offsets");
+        if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+            throw Bad("has no string 'dtype'");
+        var dtype = dt.GetString() switch
+        {
+            "F32" => TensorDType.F32,
+            "F16" => TensorDType.F16,
+            "BF16" => TensorDType.BF16,
+            var other => throw new CheckpointException(
+                $"{path}: tensor '{name}' has dtype {other}; only F32, F16 and BF16 are supported. Convert the checkpoint to one of them.",
+                path, name),
+        };
+        if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
+            throw Bad("has no 'shape' array");
+        var shape = new long[sh.GetArrayLength()];
+        if (shape.Length > 8)
+            throw Bad($"has {shape.Length} dimensions (at most 8 are plausible)");
+        var k = 0;
+        foreach (var d in sh.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var v) || v < 0)
+                throw Bad($"has an invalid shape entry {d.GetRawText()}");
+            shape[k++] = v;
+        }
+        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2
+            || !off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end))
+            throw Bad("has no 'data_offsets' [begin, end] of two integers");
+        var info = new TensorInfo(name, dtype, shape);
+        long bytes;
+        try
+        {
+            bytes = checked(info.ElementCount * info.ElementSize);
+        }
+        catch (OverflowException)
+        {
+            throw Bad($"has shape {info.ShapeText}, whose size overflows");
+        }
+        if (begin < 0 || end < begin || end > dataLength)
+            throw new CheckpointException(
+                $"{path}: tensor '{name}' has data_offsets [{begin}, {end}] outside the data section (0..{dataLength} bytes). " +
+                "The file is truncated or its header corrupt: download or write it again.", path, name, begin);
+        if (end - begin != bytes)
+            throw new CheckpointException(
+                $"{path}: tensor '{name}' ({dtype} {info.ShapeText}) needs {bytes} bytes but its data_offsets [{begin}, {end}] span {end - begin}. " +
+                "The header is corrupt: write the file again.", path, name, begin);
+        return (info, begin, end);
+    }
+
+    public bool Contains(string name) => _tensors.ContainsKey(name);
+
+    public TensorInfo GetInfo(string name) =>
+        _tensors.TryGetValue(name, out var t) ? t.Info
+            : throw new CheckpointException($"{Path}: no tensor '{name}' in this file.", Path, name);
+
+    public ReadOnlySpan<byte> Bytes(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        var (info, begin, end) = _tensors.TryGetValue(name, out var t) ? t
+            : throw new CheckpointException($"{Path}: no tensor '{name}' in this file.", Path, name);
+        var length = end - begin;
+        if (length > int.MaxValue)
+            throw new CheckpointException($"{Path}: tensor '{name}' is {length} bytes; read it in chunks with ReadFloat32 instead.", Path, name);
+        return new ReadOnlySpan<byte>(_base + _dataStart + begin, (int)length);
+    }
+
+    /// <summary>Raw bytes of a tensor at an element offset (for chunked reads of tensors over 2 GB).</summary>
+    public ReadOnlySpan<byte> Bytes(string name, long firstElement, int elements)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        var (info, begin, end) = _tensors[name];
+        var from = checked(begin + firstElement * info.ElementSize);
+        var count = checked(elements * info.ElementSize);
+        if (firstElement < 0 || from + count > end)
+            throw new ArgumentOutOfRangeException(nameof(firstElement), $"elements {firstElement}..{firstElement + elements} are outside '{name}'.");
+        return new ReadOnlySpan<byte>(_base + _dataStart + from, count);
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        _view?.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+}
+
+/// <summary>Element conversions to float32 (exact for F16 and BF16).</summary>
+internal static class Float32Conversion
+{
+    public static void Convert(ReadOnlySpan<byte> source, TensorDType dtype, Span<float> destination)
+    {
+        switch (dtype)
+        {
+            case TensorDType.F32:
+                MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
+                break;
+            case TensorDType.BF16:
+            {
+                var s = MemoryMarshal.Cast<byte, ushort>(source);
+                var d = MemoryMarshal.Cast<float, uint>(destination);
+                for (var i = 0; i < s.Length; i++)
+                    d[i] = (uint)s[i] << 16;               // bf16 is the top half of a float32
+                break;
+            }
+            case TensorDType.F16:
+            {
+                var s = MemoryMarshal.Cast<byte, Half>(source);
+                for (var i = 0; i < s.Length; i++)
+                    destination[i] = (float)s[i];
+                break;
+            }
+            default:
+                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null);
+        }
+    }
+}
