@@ -93,5 +93,5 @@ internal static class CheckpointLayout
     }
 
     private static string Preview(List<string> names) =>
-        string.Join(", ", names.Take(8)) + (names.Count > 8 ? $", … ({names.Count - 8} more)" : "");
+        string.Join(", ", names.Take(64)) + (names.Count > 64 ? $", … and {names.Count - 64} more" : "");
 }

@@ -109,6 +109,23 @@ internal sealed unsafe class SafetensorsFile : IDisposable
 
         using (doc)
         {
+            try
+            {
+                return ParseTensors(path, doc, dataStart, dataLength);
+            }
+            catch (InvalidOperationException e)        // e.g. a name that is not valid UTF-8
+            {
+                throw new CheckpointException(
+                    $"{path}: the header holds text that is not valid UTF-8 ({e.Message}). The file is corrupt: download or write it again.",
+                    path, byteOffset: 8, inner: e);
+            }
+        }
+    }
+
+    private static (Dictionary<string, (TensorInfo, long, long)>, Dictionary<string, string>, long) ParseTensors(
+        string path, JsonDocument doc, long dataStart, long dataLength)
+    {
+        {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException($"{path}: the header is JSON {doc.RootElement.ValueKind}, expected an object of tensors. The file is corrupt.", path, byteOffset: 8);
             var tensors = new Dictionary<string, (TensorInfo, long, long)>(StringComparer.Ordinal);
