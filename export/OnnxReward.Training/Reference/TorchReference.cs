@@ -1,0 +1,126 @@
+using OnnxReward.Export.Checkpoints;
+using OnnxReward.Export.Exporting;
+using static TorchSharp.torch;
+
+namespace OnnxReward.Training.Reference;
+
+// Shape legend: B = batch, T = seq (longest sequence), D = hidden_size, V = vocab_size, K = num_objectives.
+
+/// <summary>
+/// Reference outputs of a checkpoint for a batch of token-id sequences, as plain arrays, for tests and benchmarks that
+/// compare another implementation (the exported ONNX graph) against the TorchSharp reference. Sequences of different
+/// lengths run as one right-padded batch (pad_token_id, or 0 without one; causal attention keeps pads out of real
+/// positions); outputs are per sequence, unpadded.
+/// </summary>
+internal static class TorchReference
+{
+    /// <summary>Loads <paramref name="checkpoint"/>, scores <paramref name="ids"/> and disposes the model.</summary>
+    public static IReadOnlyList<ReferenceReward> Score(Checkpoint checkpoint, IReadOnlyList<long[]> ids,
+        IReadOnlyList<long>? rewardPositions = null, IReadOnlyList<long>? gatingPositions = null)
+    {
+        using var model = ReferenceRewardModel.Load(checkpoint);
+        return Score(model, ids, rewardPositions, gatingPositions);
+    }
+
+    /// <summary>
+    /// ArmoRM outputs per sequence. Positions default to the reference rules (armorm.md §1.3): reward = the last token,
+    /// gating = start of the last [128009, 128006, 78191, 128007, 271] (Llama-3 "end of user turn, assistant header").
+    /// </summary>
+    /// <exception cref="ArgumentException">An empty sequence, a position outside its sequence, or no gating pattern.</exception>
+    public static IReadOnlyList<ReferenceReward> Score(ReferenceRewardModel model, IReadOnlyList<long[]> ids,
+        IReadOnlyList<long>? rewardPositions = null, IReadOnlyList<long>? gatingPositions = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBatch(ids);
+        var reward = new long[ids.Count];
+        var gating = new long[ids.Count];
+        for (var i = 0; i < ids.Count; i++)
+        {
+            reward[i] = rewardPositions?[i] ?? ids[i].Length - 1;
+            gating[i] = gatingPositions?[i] ?? GatingPosition(ids[i])
+                ?? throw new ArgumentException(
+                    $"Sequence {i} has no [128009, 128006, 78191, 128007, 271] (<|eot_id|> + assistant header), so it has no " +
+                    "gating position. Render it with the chat template, or pass gatingPositions.", nameof(ids));
+            if (reward[i] < 0 || reward[i] >= ids[i].Length || gating[i] < 0 || gating[i] >= ids[i].Length)
+                throw new ArgumentException(
+                    $"Sequence {i} (length {ids[i].Length}) has reward position {reward[i]} / gating position {gating[i]} " +
+                    "outside the sequence.", nameof(ids));
+        }
+
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
+        using var o = model.Forward(inputIds, tensor(reward), tensor(gating));
+        float[] score = o.Score.data<float>().ToArray(), rewards = o.Rewards.data<float>().ToArray(),
+            gate = o.Gating.data<float>().ToArray(), hr = o.RewardHidden.data<float>().ToArray(),
+            hp = o.PromptHidden.data<float>().ToArray();
+        int k = (int)o.Rewards.shape[1], d = (int)o.RewardHidden.shape[1];
+        return Enumerable.Range(0, ids.Count).Select(i => new ReferenceReward(
+            score[i], rewards[(i * k)..((i + 1) * k)], gate[(i * k)..((i + 1) * k)],
+            hr[(i * d)..((i + 1) * d)], hp[(i * d)..((i + 1) * d)])).ToArray();
+    }
+
+    /// <summary>Backbone outputs per sequence: last_hidden_state at every position and the last position's logits
+    /// (null when the checkpoint has no classifier).</summary>
+    public static IReadOnlyList<ReferenceBackbone> Backbone(ReferenceRewardModel model, IReadOnlyList<long[]> ids)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBatch(ids);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
+        using var o = model.ForwardBackbone(inputIds, withLogits: false);
+        var d = (int)o.LastHiddenState.shape[2];
+        var result = new ReferenceBackbone[ids.Count];
+        for (var i = 0; i < ids.Count; i++)
+        {
+            var length = ids[i].Length;
+            var hidden = o.LastHiddenState[i, TensorIndex.Slice(0, length)];        // [T_i, D]
+            var last = hidden[length - 1];                                          // [D]
+            float[]? logits = model.Backbone.HasClassifier ? model.Backbone.Logits(last).data<float>().ToArray() : null; // [V]
+            result[i] = new ReferenceBackbone(length, d, hidden.contiguous().data<float>().ToArray(), logits);
+        }
+        return result;
+    }
+
+    /// <summary>Start of the last occurrence of the Llama-3 gating pattern, or null (find_token_for_gating).</summary>
+    public static long? GatingPosition(ReadOnlySpan<long> ids)
+    {
+        var pattern = ModelExporter.Llama3GatingTokenPattern;
+        for (var j = ids.Length - pattern.Count; j >= 0; j--)
+        {
+            var match = true;
+            for (var m = 0; m < pattern.Count && match; m++)
+                match = ids[j + m] == pattern[m];
+            if (match)
+                return j;
+        }
+        return null;
+    }
+
+    private static void CheckBatch(IReadOnlyList<long[]> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.Count == 0)
+            throw new ArgumentException("The batch is empty: pass at least one token-id sequence.", nameof(ids));
+        for (var i = 0; i < ids.Count; i++)
+            if (ids[i] is null || ids[i].Length == 0)
+                throw new ArgumentException($"Sequence {i} is empty: every sequence needs at least one token.", nameof(ids));
+    }
+
+    private static Tensor PadRight(IReadOnlyList<long[]> ids, long padId)
+    {
+        var t = ids.Max(s => s.Length);
+        var flat = new long[ids.Count * t];
+        Array.Fill(flat, padId);
+        for (var i = 0; i < ids.Count; i++)
+            ids[i].CopyTo(flat, i * t);
+        return tensor(flat, [ids.Count, t]);                                   // [B, T]
+    }
+}
+
+/// <summary>One sequence's ArmoRM outputs: score, rewards [K], gating [K], reward_hidden [D], prompt_hidden [D].</summary>
+internal sealed record ReferenceReward(float Score, float[] Rewards, float[] Gating, float[] RewardHidden, float[] PromptHidden);
+
+/// <summary>One sequence's last_hidden_state [Length, D] (row-major) and last-position logits [V] (or null).</summary>
+internal sealed record ReferenceBackbone(int Length, int HiddenSize, float[] Hidden, float[]? LastLogits);
