@@ -1,10 +1,12 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace OnnxReward.Export.Checkpoints;
 
 /// <summary>
 /// A Hugging Face checkpoint folder: <c>config.json</c> plus a single <c>model.safetensors</c> or sharded
-/// <c>*.safetensors</c> with <c>model.safetensors.index.json</c>. Every shard is memory-mapped and validated; the index
+/// <c>*.safetensors</c> with <c>model.safetensors.index.json</c>. Every shard is opened and validated; the index
 /// and the shards must agree tensor by tensor.
 /// </summary>
 internal static class HuggingFaceCheckpoint
@@ -246,7 +248,7 @@ internal static class HuggingFaceCheckpoint
     }
 }
 
-/// <summary>Tensors spread over one or more memory-mapped safetensors files.</summary>
+/// <summary>Tensors spread over one or more safetensors files.</summary>
 internal sealed class ShardedTensorSource : ITensorSource
 {
     private readonly Dictionary<string, SafetensorsFile> _byName;
@@ -271,7 +273,7 @@ internal sealed class ShardedTensorSource : ITensorSource
         var bytes = checked(info.ElementCount * info.ElementSize);
         if (destination.Length != bytes)
             throw new ArgumentException($"'{name}' is {bytes} bytes; the destination holds {destination.Length}.", nameof(destination));
-        File(name).Bytes(name).CopyTo(destination);
+        File(name).Read(name, 0, destination);
     }
 
     public void ReadFloat32(string name, Span<float> destination)
@@ -280,11 +282,27 @@ internal sealed class ShardedTensorSource : ITensorSource
         var info = file.GetInfo(name);
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"'{name}' has {info.ElementCount} elements; the destination holds {destination.Length}.", nameof(destination));
-        const int chunk = 1 << 20;
-        for (long start = 0; start < info.ElementCount; start += chunk)
+        if (info.DType == TensorDType.F32)
         {
-            var n = (int)Math.Min(chunk, info.ElementCount - start);
-            Float32Conversion.Convert(file.Bytes(name, start, n), info.DType, destination.Slice((int)start, n));
+            file.Read(name, 0, MemoryMarshal.AsBytes(destination));
+            return;
+        }
+        // F16/BF16: read in chunks into a pooled buffer and widen (exact).
+        const int chunk = 1 << 20;
+        var buffer = ArrayPool<byte>.Shared.Rent(chunk * info.ElementSize);
+        try
+        {
+            for (long start = 0; start < info.ElementCount; start += chunk)
+            {
+                var n = (int)Math.Min(chunk, info.ElementCount - start);
+                var bytes = buffer.AsSpan(0, n * info.ElementSize);
+                file.Read(name, start, bytes);
+                Float32Conversion.Convert(bytes, info.DType, destination.Slice((int)start, n));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
