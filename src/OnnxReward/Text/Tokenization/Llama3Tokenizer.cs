@@ -1,0 +1,193 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.ML.Tokenizers;
+
+namespace OnnxReward.Text.Tokenization;
+
+/// <summary>
+/// The Llama-3 byte-level BPE tokenizer of a model directory, on Microsoft.ML.Tokenizers' <see cref="TiktokenTokenizer"/>.
+/// Ranks come from the directory's <c>*.tiktoken</c> file when there is one, else from <c>tokenizer.json</c>'s
+/// <c>model.vocab</c> (GPT-2 byte↔unicode strings, rank = id; Llama-3's merges are rank-ordered, so tiktoken's
+/// "lowest rank merges first" is the same BPE). The pre-tokenizer regex is tokenizer.json's own Split pattern. Every
+/// entry of <c>added_tokens</c> (the 256 specials, and e.g. ArmoRM's <c>[PAD]</c> = 128256) is recognised as one id
+/// wherever it appears in text. Nothing is added implicitly: no BOS, no EOS. Thread-safe.
+/// </summary>
+public sealed class Llama3Tokenizer
+{
+    public const string TokenizerJson = "tokenizer.json";
+
+    private readonly TiktokenTokenizer _tokenizer;
+    private readonly Dictionary<string, int> _added;
+    private readonly Dictionary<int, string> _addedById;
+
+    private Llama3Tokenizer(TiktokenTokenizer tokenizer, Dictionary<string, int> added, int vocabularySize)
+    {
+        _tokenizer = tokenizer;
+        _added = added;
+        _addedById = added.ToDictionary(kv => kv.Value, kv => kv.Key);
+        VocabularySize = vocabularySize;
+    }
+
+    /// <summary>Number of ids: BPE ranks plus added tokens (128257 for ArmoRM).</summary>
+    public int VocabularySize { get; }
+
+    /// <summary>Added/special tokens by text.</summary>
+    public IReadOnlyDictionary<string, int> AddedTokens => _added;
+
+    /// <summary>The id of an added token (e.g. <c>&lt;|eot_id|&gt;</c>), or null.</summary>
+    public int? AddedTokenId(string token) => _added.TryGetValue(token, out var id) ? id : null;
+
+    /// <summary>Loads <c>tokenizer.json</c> (and a <c>*.tiktoken</c> file when present) from a model directory.</summary>
+    /// <exception cref="TokenizerException">A file is missing or malformed; the message names it and the field.</exception>
+    public static Llama3Tokenizer FromDirectory(string directory)
+    {
+        var jsonPath = Path.Combine(directory, TokenizerJson);
+        if (!File.Exists(jsonPath))
+            throw new TokenizerException(
+                $"{jsonPath} is missing: the model directory needs the Hugging Face tokenizer.json of its model " +
+                "(copy it from the checkpoint, or re-export the model).", jsonPath);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            throw new TokenizerException($"{jsonPath} is not valid JSON ({e.Message}). Copy an intact tokenizer.json.", jsonPath, e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            TokenizerException Bad(string what) => new($"{jsonPath}: {what}. Use the tokenizer.json that came with the model.", jsonPath);
+            if (root.ValueKind != JsonValueKind.Object)
+                throw Bad("the file is not a JSON object");
+            if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
+                throw Bad("it has no 'model' object (the BPE vocabulary and merges live there)");
+            if (!model.TryGetProperty("type", out var type) || type.GetString() != "BPE")
+                throw Bad($"model.type is {(model.TryGetProperty("type", out var t) ? t.GetRawText() : "missing")}, but a Llama-3 tokenizer is \"BPE\"");
+            if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object)
+                throw Bad("it has no 'model.vocab' object");
+            if (!model.TryGetProperty("merges", out var merges) || merges.ValueKind != JsonValueKind.Array || merges.GetArrayLength() == 0)
+                throw Bad("it has no 'model.merges' (a byte-level BPE needs its merges)");
+
+            var pattern = FindSplitPattern(root) ?? throw Bad(
+                "its pre_tokenizer has no Split regex; OnnxReward reads Llama-3-style byte-level BPE tokenizers only");
+            var added = new Dictionary<string, int>(StringComparer.Ordinal);
+            if (root.TryGetProperty("added_tokens", out var addedTokens) && addedTokens.ValueKind == JsonValueKind.Array)
+                foreach (var a in addedTokens.EnumerateArray())
+                {
+                    if (!a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String
+                        || !a.TryGetProperty("id", out var id) || !id.TryGetInt32(out var idValue) || idValue < 0)
+                        throw Bad($"added_tokens holds an entry without a string 'content' and a non-negative 'id': {a.GetRawText()}");
+                    added[c.GetString()!] = idValue;
+                }
+
+            var tiktoken = Directory.EnumerateFiles(directory, "*.tiktoken").Order(StringComparer.Ordinal).FirstOrDefault();
+            using var ranks = tiktoken is not null ? (Stream)File.OpenRead(tiktoken) : RanksFromVocab(vocab, jsonPath);
+            var maxRank = vocab.EnumerateObject().Count() - 1;
+            TiktokenTokenizer tokenizer;
+            try
+            {
+                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), added);
+                tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: added);
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+            {
+                throw new TokenizerException(
+                    $"{tiktoken ?? jsonPath}: the BPE vocabulary could not be loaded ({e.Message}). Use the files that came with the model.",
+                    tiktoken ?? jsonPath, e);
+            }
+            var size = Math.Max(maxRank, added.Count == 0 ? 0 : added.Values.Max()) + 1;
+            return new Llama3Tokenizer(tokenizer, added, size);
+        }
+    }
+
+    private static string? FindSplitPattern(JsonElement root)
+    {
+        if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind != JsonValueKind.Object)
+            return null;
+        IEnumerable<JsonElement> steps = pre.TryGetProperty("pretokenizers", out var list) && list.ValueKind == JsonValueKind.Array
+            ? list.EnumerateArray() : [pre];
+        foreach (var step in steps)
+            if (step.TryGetProperty("type", out var t) && t.GetString() == "Split"
+                && step.TryGetProperty("pattern", out var p) && p.TryGetProperty("Regex", out var r) && r.ValueKind == JsonValueKind.String)
+                return r.GetString();
+        return null;
+    }
+
+    /// <summary>tokenizer.json's byte-level vocab → tiktoken text ("base64(bytes) rank" per line).</summary>
+    private static MemoryStream RanksFromVocab(JsonElement vocab, string jsonPath)
+    {
+        var byteOf = ByteLevelDecoding();
+        var text = new StringBuilder(2_000_000);
+        var bytes = new List<byte>(64);
+        foreach (var entry in vocab.EnumerateObject())
+        {
+            if (!entry.Value.TryGetInt32(out var rank) || rank < 0)
+                throw new TokenizerException($"{jsonPath}: model.vocab['{entry.Name}'] is {entry.Value.GetRawText()}, expected a non-negative id.", jsonPath);
+            bytes.Clear();
+            foreach (var ch in entry.Name)
+            {
+                if (!byteOf.TryGetValue(ch, out var b))
+                    throw new TokenizerException(
+                        $"{jsonPath}: model.vocab entry '{entry.Name}' holds U+{(int)ch:X4}, which is not a byte-level BPE character. " +
+                        "This is not a byte-level (GPT-2/Llama-3 style) vocabulary.", jsonPath);
+                bytes.Add(b);
+            }
+            text.Append(Convert.ToBase64String(bytes.ToArray())).Append(' ').Append(rank).Append('\n');
+        }
+        return new MemoryStream(Encoding.ASCII.GetBytes(text.ToString()));
+    }
+
+    /// <summary>GPT-2's bytes_to_unicode, inverted: printable bytes map to themselves, the rest to U+0100 onwards.</summary>
+    private static Dictionary<char, byte> ByteLevelDecoding()
+    {
+        var map = new Dictionary<char, byte>(256);
+        var n = 0;
+        for (var b = 0; b < 256; b++)
+        {
+            var printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            map[printable ? (char)b : (char)(256 + n++)] = (byte)b;
+        }
+        return map;
+    }
+
+    /// <summary>Encodes text; added tokens in the text become their ids; nothing is added.</summary>
+    public int[] Encode(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
+        return ids is int[] array ? array : ids.ToArray();
+    }
+
+    /// <summary>Decodes ids back to text (added tokens as their text).</summary>
+    public string Decode(IEnumerable<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var sb = new StringBuilder();
+        var run = new List<int>();
+        foreach (var id in ids)
+        {
+            if ((uint)id >= (uint)VocabularySize)
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id {id} is outside the vocabulary [0, {VocabularySize}).");
+            if (_addedById.TryGetValue(id, out var special))
+            {
+                Flush();
+                sb.Append(special);
+            }
+            else
+                run.Add(id);
+        }
+        Flush();
+        return sb.ToString();
+
+        void Flush()
+        {
+            if (run.Count == 0)
+                return;
+            sb.Append(_tokenizer.Decode(run));
+            run.Clear();
+        }
+    }
+}
