@@ -1,0 +1,398 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace OnnxReward.Text.Chat;
+
+/// <summary>Jinja's Undefined: renders as "", is falsy, iterates as empty; anything else on it is an error.</summary>
+internal sealed class Undefined
+{
+    public static readonly Undefined Instance = new();
+    public override string ToString() => "";
+}
+
+/// <summary>A namespace() object: the one mutable value Jinja templates use to carry state out of a loop.</summary>
+internal sealed class JinjaNamespace : Dictionary<string, object?>
+{
+    public JinjaNamespace() : base(StringComparer.Ordinal) { }
+}
+
+internal delegate object? JinjaFunction(List<object?> args, Dictionary<string, object?> kwargs);
+
+/// <summary>
+/// Renders a parsed template. Values are .NET objects with Python semantics: string, long, double, bool, null (None),
+/// List&lt;object?&gt;, Dictionary&lt;string, object?&gt;, <see cref="Undefined"/>. Output formatting, truthiness and
+/// <c>str.strip</c> follow CPython, because transformers renders with Python Jinja2.
+/// </summary>
+internal sealed class JinjaEvaluator
+{
+    private readonly string _src;
+    private readonly List<Dictionary<string, object?>> _scopes = [];
+    private readonly StringBuilder _out = new();
+
+    private JinjaEvaluator(string src, Dictionary<string, object?> globals)
+    {
+        _src = src;
+        _scopes.Add(globals);
+    }
+
+    public static string Render(string src, List<Node> nodes, Dictionary<string, object?> globals)
+    {
+        var e = new JinjaEvaluator(src, new Dictionary<string, object?>(globals, StringComparer.Ordinal));
+        e.Exec(nodes);
+        return e._out.ToString();
+    }
+
+    private TemplateException Error(int pos, string msg) => JinjaLexer.Error(_src, pos, msg);
+
+    // ---- statements -------------------------------------------------------------------------------------------------
+
+    private void Exec(List<Node> nodes)
+    {
+        foreach (var node in nodes)
+            switch (node)
+            {
+                case TextNode t:
+                    _out.Append(t.Text);
+                    break;
+                case OutputNode o:
+                    _out.Append(ToStr(Eval(o.Expr)));
+                    break;
+                case SetNode s:
+                    var value = Eval(s.Value);
+                    if (s.Attribute is null)
+                        _scopes[^1][s.Target] = value;
+                    else if (Lookup(s.Target) is JinjaNamespace ns)
+                        ns[s.Attribute] = value;
+                    else
+                        throw Error(s.Position, $"cannot set '{s.Target}.{s.Attribute}': '{s.Target}' is not a namespace()");
+                    break;
+                case IfNode i:
+                {
+                    var done = false;
+                    foreach (var (cond, body) in i.Branches)
+                        if (Truthy(Eval(cond)))
+                        {
+                            Exec(body);
+                            done = true;
+                            break;
+                        }
+                    if (!done && i.Else is not null)
+                        Exec(i.Else);
+                    break;
+                }
+                case ForNode f:
+                    ExecFor(f);
+                    break;
+            }
+    }
+
+    private void ExecFor(ForNode f)
+    {
+        var items = Iterate(Eval(f.Iterable), f.Iterable.Position).ToList();
+        var scope = new Dictionary<string, object?>(StringComparer.Ordinal);
+        _scopes.Add(scope);
+        try
+        {
+            if (f.Filter is not null)
+                items = items.Where(item => { Bind(scope, f, item); return Truthy(Eval(f.Filter)); }).ToList();
+            for (var k = 0; k < items.Count; k++)
+            {
+                scope.Clear();
+                Bind(scope, f, items[k]);
+                scope["loop"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                {
+                    ["index"] = (long)(k + 1), ["index0"] = (long)k, ["revindex"] = (long)(items.Count - k),
+                    ["revindex0"] = (long)(items.Count - k - 1), ["first"] = k == 0, ["last"] = k == items.Count - 1,
+                    ["length"] = (long)items.Count, ["previtem"] = k > 0 ? items[k - 1] : Undefined.Instance,
+                    ["nextitem"] = k < items.Count - 1 ? items[k + 1] : Undefined.Instance,
+                };
+                Exec(f.Body);
+            }
+        }
+        finally
+        {
+            _scopes.RemoveAt(_scopes.Count - 1);
+        }
+        if (items.Count == 0 && f.Else is not null)
+            Exec(f.Else);
+    }
+
+    private void Bind(Dictionary<string, object?> scope, ForNode f, object? item)
+    {
+        if (f.Targets.Length == 1)
+        {
+            scope[f.Targets[0]] = item;
+            return;
+        }
+        var parts = item as List<object?> ?? throw Error(f.Position, "cannot unpack a non-sequence in a for loop");
+        if (parts.Count != f.Targets.Length)
+            throw Error(f.Position, $"cannot unpack {parts.Count} values into {f.Targets.Length} loop variables");
+        for (var k = 0; k < parts.Count; k++)
+            scope[f.Targets[k]] = parts[k];
+    }
+
+    private object? Lookup(string name)
+    {
+        for (var k = _scopes.Count - 1; k >= 0; k--)
+            if (_scopes[k].TryGetValue(name, out var v))
+                return v;
+        return Undefined.Instance;
+    }
+
+    // ---- expressions ------------------------------------------------------------------------------------------------
+
+    private object? Eval(Expr e)
+    {
+        switch (e)
+        {
+            case Literal l:
+                return l.Value;
+            case NameExpr n:
+                return Lookup(n.Name);
+            case ListExpr l:
+                return l.Items.Select(Eval).ToList();
+            case DictExpr d:
+                return d.Items.ToDictionary(kv => ToStr(Eval(kv.Key)), kv => Eval(kv.Value), StringComparer.Ordinal);
+            case AttrExpr a:
+                return GetAttr(Eval(a.Target), a.Name);
+            case IndexExpr ix:
+                return ix.IsSlice ? Slice(Eval(ix.Target), ix) : GetItem(Eval(ix.Target), Eval(ix.Index!), ix.Position);
+            case CallExpr c:
+                return Call(c);
+            case FilterExpr f:
+                return JinjaBuiltins.Filter(this, f.Name, Eval(f.Target), f.Args.Select(Eval).ToList(),
+                    f.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value)), f.Position);
+            case TestExpr t:
+                return JinjaBuiltins.Test(this, t.Name, Eval(t.Target), t.Args.Select(Eval).ToList(), t.Position) != t.Negated;
+            case UnaryExpr u:
+                var operand = Eval(u.Operand);
+                return u.Op switch
+                {
+                    "not" => !Truthy(operand),
+                    "-" => operand switch { long i => (object)(-i), double d => -d, _ => throw Error(u.Position, $"cannot negate {TypeName(operand)}") },
+                    _ => operand,
+                };
+            case BinaryExpr b:
+                return Binary(b);
+            case CondExpr c:
+                return Truthy(Eval(c.Condition)) ? Eval(c.Then) : c.Else is null ? Undefined.Instance : Eval(c.Else);
+            default:
+                throw Error(e.Position, "unsupported expression");
+        }
+    }
+
+    private object? Binary(BinaryExpr b)
+    {
+        if (b.Op == "and")
+        {
+            var l = Eval(b.Left);
+            return Truthy(l) ? Eval(b.Right) : l;
+        }
+        if (b.Op == "or")
+        {
+            var l = Eval(b.Left);
+            return Truthy(l) ? l : Eval(b.Right);
+        }
+        var left = Eval(b.Left);
+        var right = Eval(b.Right);
+        switch (b.Op)
+        {
+            case "~":
+                return ToStr(left) + ToStr(right);
+            case "+":
+                if (left is string ls && right is string rs) return ls + rs;
+                if (left is List<object?> ll && right is List<object?> rl) return ll.Concat(rl).ToList();
+                return Arithmetic(b, left, right);
+            case "-" or "*" or "/" or "//" or "%":
+                if (b.Op == "*" && left is string s && right is long n) return string.Concat(Enumerable.Repeat(s, (int)Math.Max(0, n)));
+                return Arithmetic(b, left, right);
+            case "==": return PyEquals(left, right);
+            case "!=": return !PyEquals(left, right);
+            case "<" or ">" or "<=" or ">=":
+                var c = Compare(left, right, b.Position);
+                return b.Op switch { "<" => c < 0, ">" => c > 0, "<=" => c <= 0, _ => c >= 0 };
+            case "in": return Contains(right, left, b.Position);
+            case "not in": return !Contains(right, left, b.Position);
+            default:
+                throw Error(b.Position, $"operator '{b.Op}' is not supported");
+        }
+    }
+
+    private object Arithmetic(BinaryExpr b, object? l, object? r)
+    {
+        if (l is bool lb) l = lb ? 1L : 0L;
+        if (r is bool rb) r = rb ? 1L : 0L;
+        if (l is long li && r is long ri)
+            return b.Op switch
+            {
+                // (object) keeps ints as ints: a switch expression would otherwise widen every arm to double.
+                "+" => (object)(li + ri), "-" => li - ri, "*" => li * ri,
+                "/" => (double)li / ri,
+                "//" => ri == 0 ? throw Error(b.Position, "integer division by zero") : (long)Math.Floor((double)li / ri),
+                _ => ri == 0 ? throw Error(b.Position, "modulo by zero") : ((li % ri) + ri) % ri,
+            };
+        if (l is long or double && r is long or double)
+        {
+            double x = Convert.ToDouble(l, CultureInfo.InvariantCulture), y = Convert.ToDouble(r, CultureInfo.InvariantCulture);
+            return b.Op switch { "+" => x + y, "-" => x - y, "*" => x * y, "/" => x / y, "//" => Math.Floor(x / y), _ => x - y * Math.Floor(x / y) };
+        }
+        throw Error(b.Position, $"unsupported operand types for {b.Op}: {TypeName(l)} and {TypeName(r)}");
+    }
+
+    private object? Call(CallExpr c)
+    {
+        var args = c.Args.Select(Eval).ToList();
+        var kwargs = c.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value));
+        if (c.Target is AttrExpr a)
+            return JinjaBuiltins.Method(this, Eval(a.Target), a.Name, args, kwargs, c.Position);
+        var fn = Eval(c.Target);
+        if (fn is JinjaFunction f)
+            return f(args, kwargs);
+        throw Error(c.Position, c.Target is NameExpr n
+            ? $"'{n.Name}' is not a function this engine provides (raise_exception, namespace, range, strftime_now are)"
+            : "calling this value is not supported");
+    }
+
+    internal object? GetAttr(object? target, string name) => target switch
+    {
+        Dictionary<string, object?> d => d.TryGetValue(name, out var v) ? v : Undefined.Instance,   // also namespace()
+        _ => Undefined.Instance,
+    };
+
+    private object? GetItem(object? target, object? index, int pos)
+    {
+        switch (target)
+        {
+            case Dictionary<string, object?> d:
+                return index is string k && d.TryGetValue(k, out var v) ? v : Undefined.Instance;
+            case List<object?> l when index is long i:
+                if (i < 0) i += l.Count;
+                return i >= 0 && i < l.Count ? l[(int)i] : Undefined.Instance;
+            case string s when index is long i:
+                if (i < 0) i += s.Length;
+                return i >= 0 && i < s.Length ? s[(int)i].ToString() : Undefined.Instance;
+            case Undefined:
+                return Undefined.Instance;
+            default:
+                throw Error(pos, $"cannot index {TypeName(target)} with {TypeName(index)}");
+        }
+    }
+
+    private object? Slice(object? target, IndexExpr ix)
+    {
+        long? start = ix.SliceStart is null ? null : Eval(ix.SliceStart) as long?;
+        long? end = ix.SliceEnd is null ? null : Eval(ix.SliceEnd) as long?;
+        int Clamp(long? v, int len, int dflt) => v is null ? dflt : (int)Math.Clamp(v.Value < 0 ? v.Value + len : v.Value, 0, len);
+        switch (target)
+        {
+            case List<object?> l:
+            {
+                int a = Clamp(start, l.Count, 0), b = Clamp(end, l.Count, l.Count);
+                return a < b ? l.GetRange(a, b - a) : [];
+            }
+            case string s:
+            {
+                int a = Clamp(start, s.Length, 0), b = Clamp(end, s.Length, s.Length);
+                return a < b ? s[a..b] : "";
+            }
+            default:
+                throw Error(ix.Position, $"cannot slice {TypeName(target)}");
+        }
+    }
+
+    internal IEnumerable<object?> Iterate(object? value, int pos) => value switch
+    {
+        List<object?> l => l,
+        Dictionary<string, object?> d => d.Keys,
+        string s => s.Select(ch => (object?)ch.ToString()),
+        Undefined => [],
+        _ => throw Error(pos, $"cannot iterate over {TypeName(value)}"),
+    };
+
+    private bool Contains(object? container, object? item, int pos) => container switch
+    {
+        string s => item is string sub ? s.Contains(sub, StringComparison.Ordinal) : throw Error(pos, "'in <string>' needs a string on the left"),
+        List<object?> l => l.Any(x => PyEquals(x, item)),
+        Dictionary<string, object?> d => item is string k && d.ContainsKey(k),
+        Undefined => false,
+        _ => throw Error(pos, $"'in' is not supported for {TypeName(container)}"),
+    };
+
+    // ---- Python semantics -------------------------------------------------------------------------------------------
+
+    internal static bool Truthy(object? v) => v switch
+    {
+        null => false,
+        Undefined => false,
+        bool b => b,
+        long i => i != 0,
+        double d => d != 0,
+        string s => s.Length > 0,
+        System.Collections.ICollection c => c.Count > 0,
+        _ => true,
+    };
+
+    internal static bool PyEquals(object? a, object? b) => (a, b) switch
+    {
+        (null, null) => true,
+        (Undefined, Undefined) => true,
+        (long x, long y) => x == y,
+        (long or double, long or double) => Convert.ToDouble(a, CultureInfo.InvariantCulture) == Convert.ToDouble(b, CultureInfo.InvariantCulture),
+        (bool x, bool y) => x == y,
+        (string x, string y) => string.Equals(x, y, StringComparison.Ordinal),
+        (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => PyEquals(p.First, p.Second)),
+        _ => ReferenceEquals(a, b),
+    };
+
+    private int Compare(object? a, object? b, int pos) => (a, b) switch
+    {
+        (long or double, long or double) => Convert.ToDouble(a, CultureInfo.InvariantCulture).CompareTo(Convert.ToDouble(b, CultureInfo.InvariantCulture)),
+        (string x, string y) => string.CompareOrdinal(x, y),
+        _ => throw Error(pos, $"cannot compare {TypeName(a)} with {TypeName(b)}"),
+    };
+
+    /// <summary>Python's str() of a value, as Jinja prints it.</summary>
+    internal static string ToStr(object? v) => v switch
+    {
+        null => "None",
+        Undefined => "",
+        string s => s,
+        bool b => b ? "True" : "False",
+        long i => i.ToString(CultureInfo.InvariantCulture),
+        double d => PyFloat(d),
+        List<object?> l => "[" + string.Join(", ", l.Select(Repr)) + "]",
+        Dictionary<string, object?> d => "{" + string.Join(", ", d.Select(kv => Repr(kv.Key) + ": " + Repr(kv.Value))) + "}",
+        _ => v.ToString() ?? "",
+    };
+
+    private static string Repr(object? v) => v is string s ? "'" + s.Replace("\\", "\\\\").Replace("'", "\\'") + "'" : ToStr(v);
+
+    private static string PyFloat(double d)
+    {
+        if (double.IsNaN(d)) return "nan";
+        if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
+        var r = d.ToString("R", CultureInfo.InvariantCulture);
+        return r.Contains('.') || r.Contains('E') ? r.Replace("E+", "e+").Replace("E-", "e-") : r + ".0";
+    }
+
+    internal static string TypeName(object? v) => v switch
+    {
+        null => "None", Undefined => "undefined", string => "str", bool => "bool", long => "int", double => "float",
+        List<object?> => "list", Dictionary<string, object?> => "dict", _ => v.GetType().Name,
+    };
+
+    internal TemplateException ErrorAt(int pos, string msg) => Error(pos, msg);
+
+    /// <summary>Converts JSON (messages from the user) to template values.</summary>
+    public static object? FromJson(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Object => e.EnumerateObject().ToDictionary(p => p.Name, p => FromJson(p.Value), StringComparer.Ordinal),
+        JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.Number => e.TryGetInt64(out var i) ? i : e.GetDouble(),
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        _ => null,
+    };
+}
