@@ -124,22 +124,8 @@ public sealed partial class RewardModel : IDisposable
                 "Truncation = DropOldestTurns (`--truncation drop-oldest-turns`), which keeps the last user turn and the response.", index);
     }
 
-    internal int FindGatingPosition(ReadOnlySpan<int> ids, int index)
-    {
-        var pattern = Manifest.GatingTokenPattern;
-        for (var j = ids.Length - pattern.Count; j >= 0; j--)
-        {
-            var match = true;
-            for (var p = 0; p < pattern.Count && match; p++)
-                match = ids[j + p] == pattern[p];
-            if (match)
-                return j;
-        }
-        throw new RewardModelException(
-            $"input {index}: no assistant header: the gating position cannot be found (the tokens [{string.Join(", ", pattern)}] " +
-            "that open the assistant reply never occur). Give a conversation whose last turn is the assistant's, rendered " +
-            "with the model's chat template.", index);
-    }
+    internal int FindGatingPosition(ReadOnlySpan<int> ids, int index) =>
+        Text.Positions.GatingPosition(ids, Manifest.GatingTokenPattern, index);
 
     public void Dispose()
     {

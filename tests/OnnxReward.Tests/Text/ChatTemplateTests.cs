@@ -1,6 +1,7 @@
 using System.Text.Json;
 using OnnxReward.Testing;
 using OnnxReward.Text.Chat;
+using OnnxReward;
 
 namespace OnnxReward.Tests.Text;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OnnxReward;
 
 namespace OnnxReward.Text.Chat;
 
@@ -118,6 +119,3 @@ public sealed class ChatTemplate
     private static string PythonDateFormat(string f) =>
         f.Replace("%d", "dd").Replace("%b", "MMM").Replace("%B", "MMMM").Replace("%Y", "yyyy").Replace("%m", "MM");
 }
-
-/// <summary>One chat turn.</summary>
-public sealed record ChatMessage(string Role, string Content);

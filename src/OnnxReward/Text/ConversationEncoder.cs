@@ -1,0 +1,101 @@
+using OnnxReward.Text.Chat;
+using OnnxReward.Text.Tokenization;
+
+namespace OnnxReward.Text;
+
+/// <summary>Token ids of one input and the two positions the graph gathers (armorm.md §1.3).</summary>
+internal readonly record struct EncodedConversation(int[] InputIds, int RewardPosition, int GatingPosition);
+
+/// <summary>
+/// Conversation → the model directory's chat template → Llama-3 tokenizer → positions. The one place the scoring
+/// library turns text into ids. Thread-safe.
+/// </summary>
+internal sealed class ConversationEncoder
+{
+    public ConversationEncoder(Llama3Tokenizer tokenizer, ChatTemplate? template, IReadOnlyList<int> gatingPattern)
+    {
+        Tokenizer = tokenizer;
+        Template = template;
+        GatingPattern = gatingPattern;
+    }
+
+    public Llama3Tokenizer Tokenizer { get; }
+
+    /// <summary>Null when the model directory has no chat template (then only templated text and ids can be scored).</summary>
+    public ChatTemplate? Template { get; }
+
+    public IReadOnlyList<int> GatingPattern { get; }
+
+    /// <summary>Loads tokenizer.json and tokenizer_config.json from a model directory.</summary>
+    public static ConversationEncoder Load(string directory, IReadOnlyList<int>? gatingPattern = null)
+    {
+        var tokenizer = Llama3Tokenizer.FromDirectory(directory);
+        ChatTemplate? template = File.Exists(Path.Combine(directory, ChatTemplate.ConfigFile)) ? ChatTemplate.FromDirectory(directory) : null;
+        gatingPattern ??= tokenizer.Encode("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        return new ConversationEncoder(tokenizer, template, gatingPattern);
+    }
+
+    /// <summary>Renders (add_generation_prompt = false) and encodes a validated conversation.</summary>
+    public string Render(Conversation conversation, int index)
+    {
+        conversation.Validate(index);
+        if (Template is null)
+            throw new RewardModelException(
+                $"conversation {index}: this model directory has no chat template (tokenizer_config.json with chat_template), so " +
+                "messages cannot be rendered. Give already templated text ({\"text\": …}) or token ids.", index);
+        try
+        {
+            return Template.Render(conversation.Messages, addGenerationPrompt: false);
+        }
+        catch (TemplateException e)
+        {
+            throw new RewardModelException($"conversation {index}: {e.Message}", index, e);
+        }
+    }
+
+    public EncodedConversation Encode(Conversation conversation, int index) => EncodeTemplated(Render(conversation, index), index);
+
+    /// <summary>Encodes already templated text (special tokens recognised, nothing added) and finds the positions.</summary>
+    public EncodedConversation EncodeTemplated(string text, int index)
+    {
+        var ids = Tokenizer.Encode(text);
+        if (ids.Length == 0)
+            throw new RewardModelException($"input {index} is empty text: nothing to score.", index);
+        return new EncodedConversation(ids, ids.Length - 1, FindGatingPosition(ids, index));
+    }
+
+    /// <summary>Start of the last occurrence of the gating pattern; an error naming the fix when it is absent.</summary>
+    public int FindGatingPosition(ReadOnlySpan<int> ids, int index) => Positions.GatingPosition(ids, GatingPattern, index);
+}
+
+/// <summary>armorm.md §1.3: the reward position is the last non-pad token; the gating position is the start of the
+/// LAST occurrence of <c>&lt;|eot_id|&gt;&lt;|start_header_id|&gt;assistant&lt;|end_header_id|&gt;\n\n</c>.</summary>
+internal static class Positions
+{
+    public static int RewardPosition(ReadOnlySpan<int> ids, int? padId)
+    {
+        if (padId is { } pad)
+        {
+            var first = ids.IndexOf(pad);
+            if (first >= 0)
+                return first == 0 ? ids.Length - 1 : first - 1;     // HF: (argmax(ids == pad) − 1) mod T
+        }
+        return ids.Length - 1;
+    }
+
+    public static int GatingPosition(ReadOnlySpan<int> ids, IReadOnlyList<int> pattern, int index)
+    {
+        for (var j = ids.Length - pattern.Count; j >= 0; j--)
+        {
+            var match = true;
+            for (var p = 0; p < pattern.Count && match; p++)
+                match = ids[j + p] == pattern[p];
+            if (match)
+                return j;
+        }
+        throw new RewardModelException(
+            $"input {index}: no assistant header: the gating position cannot be found (the tokens [{string.Join(", ", pattern)}] " +
+            "that open the assistant's reply never occur). Give a conversation whose last turn is the assistant's, rendered with " +
+            "the model's chat template.", index);
+    }
+}
