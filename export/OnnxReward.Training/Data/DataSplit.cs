@@ -11,14 +11,15 @@ namespace OnnxReward.Training.Data;
 public enum SplitPart { Train, Validation, Test }
 
 /// <summary>
-/// A deterministic train / validation / test split BY GROUP, per dataset: every row of one group (a preference
-/// prompt, a rating context) lands in the same part, so no prompt is seen in training and evaluated in test.
+/// A deterministic train / validation / test split BY PROMPT: every row whose prompt (a preference <c>prompt</c>,
+/// a rating's <c>source</c> context) is the same text lands in the same part, in every dataset, so no prompt is seen
+/// in training and evaluated in test. Counts are reported per dataset (<see cref="Describe"/>).
 ///
 /// Method (the same on every run and machine; no <see cref="Random"/>): u = the first 8 bytes, big-endian, of
-/// SHA-256(UTF-8 of "{seed}\n{dataset}\n{group}") divided by 2⁶⁴, a uniform number in [0, 1);
+/// SHA-256(UTF-8 of "{seed}\n{prompt}") divided by 2⁶⁴, a uniform number in [0, 1);
 /// train when u &lt; train fraction, validation when u &lt; train + validation fraction, test otherwise.
-/// Groups are: preference pairs → (dataset family = <c>source</c> before '/', <c>prompt</c>);
-/// ratings → (file's dataset, <c>source</c> context). Rating groups use the context, not <c>doc_id</c>: sfres and sfhot
+/// The dataset is deliberately not hashed: 12 prompts of the shared data occur in two datasets (pandalm with autoj
+/// or rm-bench), and hashing (dataset, prompt) would put such a prompt in two parts. Rating groups use the context, not <c>doc_id</c>: sfres and sfhot
 /// repeat one meaning representation under several doc ids (580 distinct contexts in 1,181 sfres rows), and topical_chat
 /// rates 6 responses per dialogue, so a doc-id split would put the same prompt in two parts.
 /// Part sizes are therefore close to, not exactly, the fractions; <see cref="Describe"/> writes the real counts.
@@ -39,20 +40,19 @@ public sealed record DataSplit
     public double TrainFraction { get; }
     public double ValidationFraction { get; }
 
-    /// <summary>The part of group <paramref name="group"/> of dataset <paramref name="dataset"/>.</summary>
-    public SplitPart Assign(string dataset, string group)
+    /// <summary>The part of every row whose prompt (or rated context) is <paramref name="group"/>.</summary>
+    public SplitPart Assign(string group)
     {
-        ArgumentNullException.ThrowIfNull(dataset);
         ArgumentNullException.ThrowIfNull(group);
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes($"{Seed}\n{dataset}\n{group}"), hash);
+        SHA256.HashData(Encoding.UTF8.GetBytes($"{Seed}\n{group}"), hash);
         var u = BinaryPrimitives.ReadUInt64BigEndian(hash) / 18446744073709551616.0;   // / 2^64 → [0, 1)
         return u < TrainFraction ? SplitPart.Train : u < TrainFraction + ValidationFraction ? SplitPart.Validation : SplitPart.Test;
     }
 
-    public SplitPart Assign(PreferencePair pair) => Assign(pair.Dataset, pair.Prompt);
+    public SplitPart Assign(PreferencePair pair) => Assign(pair.Prompt);
 
-    public SplitPart Assign(RatingExample example) => Assign(example.Dataset, example.Context);
+    public SplitPart Assign(RatingExample example) => Assign(example.Context);
 
     /// <summary>Manifest rows for pairs and ratings, in input order.</summary>
     public IReadOnlyList<SplitManifestEntry> Manifest(IEnumerable<PreferencePair> pairs, IEnumerable<RatingExample> ratings)
@@ -60,9 +60,9 @@ public sealed record DataSplit
         ArgumentNullException.ThrowIfNull(pairs);
         ArgumentNullException.ThrowIfNull(ratings);
         var rows = pairs.Select(p => new SplitManifestEntry("preference", p.File, p.Line, p.Source, p.Dataset,
-            GroupId(p.Dataset, p.Prompt), Assign(p))).ToList();
+            GroupId(p.Prompt), Assign(p))).ToList();
         rows.AddRange(ratings.Select(r => new SplitManifestEntry("rating", r.File, r.Element, r.Dataset, r.Dataset,
-            GroupId(r.Dataset, r.Context), Assign(r))));
+            GroupId(r.Context), Assign(r))));
         return rows;
     }
 
@@ -75,7 +75,7 @@ public sealed record DataSplit
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         sb.AppendLine("## Data split").AppendLine();
-        sb.AppendLine(ci, $"Deterministic split by prompt (preferences) or rated context (ratings), per dataset: each group goes to train if u < {TrainFraction}, validation if u < {TrainFraction + ValidationFraction}, test otherwise, with u = first 8 bytes (big-endian) of SHA-256(\"{Seed}\\n{{dataset}}\\n{{prompt or context}}\") / 2^64. No random generator is involved, so every run and machine gets the same split; all rows sharing a prompt share a part.");
+        sb.AppendLine(ci, $"Deterministic split by prompt (preferences) or rated context (ratings), shared by all datasets: each distinct prompt goes to train if u < {TrainFraction}, validation if u < {TrainFraction + ValidationFraction}, test otherwise, with u = first 8 bytes (big-endian) of SHA-256(\"{Seed}\\n{{prompt or context}}\") / 2^64. No random generator is involved, so every run and machine gets the same split; all rows sharing a prompt share a part.");
         sb.AppendLine();
         sb.AppendLine("| kind | dataset | train rows | validation rows | test rows | train groups | validation groups | test groups |");
         sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -89,13 +89,13 @@ public sealed record DataSplit
         return sb.ToString();
     }
 
-    /// <summary>Hex SHA-256 of "{dataset}\n{group}" (seed-free), the group's id in manifests.</summary>
-    public static string GroupId(string dataset, string group) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{dataset}\n{group}")))[..16];
+    /// <summary>The first 16 hex digits of SHA-256(prompt) (seed-free), the group's id in manifests.</summary>
+    public static string GroupId(string group) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(group)))[..16];
 }
 
 /// <summary>One row of a split manifest: which part the row at <see cref="File"/>:<see cref="Row"/> (JSONL line, 1-based,
-/// or JSON array element, 0-based) belongs to. <see cref="Group"/> is a 64-bit hex id of (dataset, prompt/context).</summary>
+/// or JSON array element, 0-based) belongs to. <see cref="Group"/> is a 64-bit hex id of the prompt/context.</summary>
 public sealed record SplitManifestEntry(
     [property: JsonPropertyName("kind")] string Kind,
     [property: JsonPropertyName("file")] string File,

@@ -14,14 +14,25 @@ public sealed record PreferencePair(string Source, string Prompt, string Chosen,
     public string Dataset => PreferenceData.DatasetOf(Source);
 }
 
-/// <summary>Reads <c>preferences/*.jsonl</c>: one JSON object per line with string fields
-/// <c>source</c>, <c>prompt</c>, <c>chosen</c>, <c>rejected</c> (other fields are ignored).</summary>
+/// <summary>
+/// Reads <c>preferences/*.jsonl</c>: one JSON object per line with string fields <c>source</c>, <c>prompt</c>
+/// (non-empty), <c>chosen</c>, <c>rejected</c> (may be empty: an empty answer is a real, rateable response, e.g. 4
+/// hh-rlhf pairs prefer silence); other fields are ignored.
+///
+/// Policy for rows that are well-formed JSON but unusable as a pair (the shared data has 7: 6 pandalm rows whose
+/// <c>chosen</c> is the JSON boolean <c>true</c> instead of a text, an upstream conversion artifact, and 1 autoj row
+/// with chosen == rejected): with a <c>skipped</c> list they are left out and recorded there; without one they throw.
+/// Malformed JSON and a missing field always throw.
+/// </summary>
 public static class PreferenceData
 {
-    /// <summary>Reads one JSONL file. Blank lines are skipped; every other line must be a valid pair.</summary>
-    /// <exception cref="TrainingDataException">Malformed JSON, a missing/non-string/empty field, chosen == rejected.</exception>
+    /// <summary>Reads one JSONL file. Blank lines are skipped.</summary>
+    /// <param name="path">The JSONL file.</param>
+    /// <param name="skipped">Receives the rows left out (see the class policy); null to throw on them instead.</param>
+    /// <exception cref="TrainingDataException">Malformed JSON, a missing/mistyped field, an empty source or prompt,
+    /// or (without <paramref name="skipped"/>) chosen == rejected or a non-text answer.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    public static IReadOnlyList<PreferencePair> Load(string path)
+    public static IReadOnlyList<PreferencePair> Load(string path, ICollection<TrainingDataException>? skipped = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!System.IO.File.Exists(path))
@@ -52,11 +63,30 @@ public static class PreferenceData
                     throw new TrainingDataException(path, $"is a JSON {root.ValueKind}, expected an object " +
                         "{\"source\", \"prompt\", \"chosen\", \"rejected\"}.", line: lineNumber);
                 string Field(string field) => RequiredString(root, field, path, lineNumber, null);
-                var pair = new PreferencePair(Field("source"), Field("prompt"), Field("chosen"), Field("rejected"), name, lineNumber);
-                if (pair.Chosen == pair.Rejected)
-                    throw new TrainingDataException(path, "chosen and rejected are the same text, so the pair carries no " +
-                        "preference; remove the line.", line: lineNumber, field: "rejected");
-                pairs.Add(pair);
+                var source = Field("source");
+                var prompt = Field("prompt");
+                TrainingDataException? issue = null;
+                string? Answer(string field)
+                {
+                    if (root.TryGetProperty(field, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Number)
+                    {
+                        issue ??= new TrainingDataException(path, $"is the JSON value {v.GetRawText()}, not a text; the answer's text was lost upstream, so the pair is unusable.", line: lineNumber, field: field);
+                        return null;
+                    }
+                    return RequiredString(root, field, path, lineNumber, null, allowEmpty: true);
+                }
+                var chosen = Answer("chosen");
+                var rejected = Answer("rejected");
+                if (issue is null && chosen == rejected)
+                    issue = new TrainingDataException(path, "chosen and rejected are the same text, so the pair carries no preference; remove the line.", line: lineNumber, field: "rejected");
+                if (issue is not null)
+                {
+                    if (skipped is null)
+                        throw issue;
+                    skipped.Add(issue);
+                    continue;
+                }
+                pairs.Add(new PreferencePair(source, prompt, chosen!, rejected!, name, lineNumber));
             }
         }
         if (pairs.Count == 0)
@@ -65,7 +95,7 @@ public static class PreferenceData
     }
 
     /// <summary>Reads every <c>*.jsonl</c> in <paramref name="directory"/>, in ordinal file-name order.</summary>
-    public static IReadOnlyList<PreferencePair> LoadDirectory(string directory)
+    public static IReadOnlyList<PreferencePair> LoadDirectory(string directory, ICollection<TrainingDataException>? skipped = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!Directory.Exists(directory))
@@ -73,7 +103,7 @@ public static class PreferenceData
         var files = Directory.GetFiles(directory, "*.jsonl").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         if (files.Length == 0)
             throw new TrainingDataException(directory, "holds no *.jsonl preference files.");
-        return files.SelectMany(Load).ToArray();
+        return files.SelectMany(f => Load(f, skipped)).ToArray();
     }
 
     /// <summary>The dataset family of a <c>source</c> value: the text before the first '/'.</summary>
@@ -83,14 +113,14 @@ public static class PreferenceData
         return slash < 0 ? source : source[..slash];
     }
 
-    internal static string RequiredString(JsonElement obj, string field, string path, long? line, long? element)
+    internal static string RequiredString(JsonElement obj, string field, string path, long? line, long? element, bool allowEmpty = false)
     {
         if (!obj.TryGetProperty(field, out var value))
             throw new TrainingDataException(path, "is missing; add it (a string).", line, element, field);
         if (value.ValueKind != JsonValueKind.String)
             throw new TrainingDataException(path, $"is a JSON {value.ValueKind}, expected a string.", line, element, field);
         var text = value.GetString()!;
-        if (text.Length == 0)
+        if (text.Length == 0 && !allowEmpty)
             throw new TrainingDataException(path, "is empty; every text field needs content.", line, element, field);
         return text;
     }
