@@ -15,7 +15,11 @@ public static class Program
         foreach (var command in new Command[]
                  {
                      VersionCommand.Create(),
+                     TokenizeCommand.Create(),
                      ExportCommand.Create(),
+                     ScoreCommand.Create(),
+                     ScoreCommand.CreateEmbed(),
+                     EvalCommand.Create(),
                  })
             root.Subcommands.Add(command);
         return root;

@@ -1,0 +1,99 @@
+using System.CommandLine;
+using OnnxReward.Cli.IO;
+using OnnxReward.Export.Checkpoints;
+using OnnxReward.Model;
+using OnnxReward.Text.Chat;
+using OnnxReward.Text.Tokenization;
+
+namespace OnnxReward.Cli.Commands;
+
+/// <summary>Options shared by the commands and the one place that turns library errors into CLI errors.</summary>
+internal static class CommandSupport
+{
+    public static Option<FileInfo?> InputOption() => new("--input", "-i") { Description = "JSON lines to read (default: stdin)." };
+    public static Option<FileInfo?> OutputOption() => new("--output", "-o") { Description = "Where to write JSON lines (default: stdout)." };
+
+    public static Option<DirectoryInfo?> ModelOption(bool required = false) => new("--model", "-m")
+    {
+        Description = required ? "Exported model directory." : "Exported model directory (default: the default model in models/).",
+        Required = required,
+    };
+
+    public static Option<string> ProviderOption() => new("--ep")
+    {
+        Description = "Execution provider: auto (CUDA when it loads, else CPU), cuda or cpu.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static Option<int> BatchTokensOption() => new("--max-batch-tokens")
+    {
+        Description = "Token budget of one batch (rows x padded length).",
+        DefaultValueFactory = _ => 8192,
+    };
+
+    public static Option<string> TruncationOption() => new("--truncation")
+    {
+        Description = "Over-long conversations: error (default) or drop-oldest-turns.",
+        DefaultValueFactory = _ => "error",
+    };
+
+    public static Option<int?> MaxLengthOption() => new("--max-length") { Description = "Longest accepted conversation in tokens (default: the model's limit)." };
+
+    /// <summary>The default model: models/default beside the working directory or above the executable.</summary>
+    public static string DefaultModelDirectory()
+    {
+        var env = Environment.GetEnvironmentVariable("ONNXREWARD_MODEL");
+        if (!string.IsNullOrEmpty(env))
+            return env;
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "models", "default");
+                if (File.Exists(Path.Combine(candidate, RewardModelManifest.FileName)))
+                    return candidate;
+            }
+        throw new CliException(
+            "no --model given and no default model found (models/default/reward_model.json in or above the current directory). " +
+            "Pass --model <dir>, or set ONNXREWARD_MODEL.");
+    }
+
+    public static RewardModel LoadModel(DirectoryInfo? model, string ep, int maxBatchTokens = 8192, string truncation = "error", int? maxLength = null)
+    {
+        var provider = ep.ToLowerInvariant() switch
+        {
+            "auto" => ExecutionProviderKind.Auto,
+            "cuda" => ExecutionProviderKind.Cuda,
+            "cpu" => ExecutionProviderKind.Cpu,
+            _ => throw new CliException($"--ep '{ep}' is not one of auto, cuda, cpu."),
+        };
+        var policy = truncation.ToLowerInvariant() switch
+        {
+            "error" => TruncationPolicy.Error,
+            "drop-oldest-turns" => TruncationPolicy.DropOldestTurns,
+            _ => throw new CliException($"--truncation '{truncation}' is not one of error, drop-oldest-turns."),
+        };
+        return RewardModel.Load(model?.FullName ?? DefaultModelDirectory(), new RewardModelOptions
+        {
+            ExecutionProvider = provider,
+            MaxBatchTokens = maxBatchTokens,
+            Truncation = policy,
+            MaxSequenceLength = maxLength,
+            Log = message => Console.Error.WriteLine(message),
+        });
+    }
+
+    /// <summary>Runs a command body; expected failures print one line to stderr and return 1.</summary>
+    public static int Guard(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is CliException or RewardModelException or CheckpointException or TokenizerException
+                                      or TemplateException or ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}
