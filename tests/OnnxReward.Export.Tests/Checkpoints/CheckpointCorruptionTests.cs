@@ -82,7 +82,7 @@ public class CheckpointCorruptionTests
         config["intermediate_size"] = 16;                                  // the weights have 12
         File.WriteAllText(File_("config.json"), config.ToJsonString());
         var e = OpenFails(_dir);
-        Assert.That(e.Message, Does.Contain("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [12, 8] but config.json implies [16, 8] (intermediate_size × hidden_size)"));
+        Assert.That(e.Message, Does.Contain("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [12, 16] but config.json implies [16, 16] (intermediate_size × hidden_size)"));
         Assert.That(e.Tensor, Is.EqualTo("model.layers.0.mlp.gate_proj.weight"));
     }
 

@@ -8,7 +8,7 @@ internal static class TinyCheckpoints
 {
     public static readonly LlamaConfig Config = new()
     {
-        HiddenSize = 8, IntermediateSize = 12, NumHiddenLayers = 2, NumAttentionHeads = 2, NumKeyValueHeads = 1,
+        HiddenSize = 16, IntermediateSize = 12, NumHiddenLayers = 2, NumAttentionHeads = 2, NumKeyValueHeads = 1,
         VocabSize = 11, RmsNormEps = 1e-5, RopeTheta = 10000, MaxPositionEmbeddings = 64, PadTokenId = 10,
     };
 
@@ -29,12 +29,13 @@ internal static class TinyCheckpoints
     }
 
     /// <summary>Writes a reward checkpoint (backbone BF16, head F32, like ArmoRM) and returns its folder.</summary>
-    public static string WriteReward(string folder, long maxShardBytes = 1L << 30, bool head = true)
+    public static string WriteReward(string folder, long maxShardBytes = 1L << 30, bool head = true, TensorDType? embedDType = null)
     {
         using var w = new HuggingFaceCheckpointWriter(folder, maxShardBytes);
         foreach (var (name, shape, _) in CheckpointLayout.Expected(Config, head ? Head : null))
         {
-            var dtype = name.StartsWith("model.", StringComparison.Ordinal) ? TensorDType.BF16 : TensorDType.F32;
+            var dtype = name == "model.embed_tokens.weight" && embedDType is { } e ? e
+                : name.StartsWith("model.", StringComparison.Ordinal) ? TensorDType.BF16 : TensorDType.F32;
             w.Add(name, dtype, shape, Values(name, shape.Aggregate(1L, (a, d) => a * d)));
         }
         w.Complete(Config, head ? Head : null);
