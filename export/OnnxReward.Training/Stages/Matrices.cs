@@ -10,8 +10,11 @@ internal static class Matrices
         int rows = a.GetLength(0), cols = a.GetLength(1);
         var flat = new float[rows * cols];
         Buffer.BlockCopy(a, 0, flat, 0, flat.Length * sizeof(float));
-        using var t = tensor(flat, [rows, cols]);
-        return t.to_type(dtype);
+        var t = tensor(flat, [rows, cols]);
+        if (dtype == ScalarType.Float32)
+            return t;
+        using (t)
+            return t.to_type(dtype);
     }
 
     public static Tensor Rows(Tensor a, int[] rows)
