@@ -218,6 +218,9 @@ internal sealed class LlamaBackbone : nn.Module<Tensor, Tensor>
 
     public LlamaConfig Config { get; }
 
+    /// <summary>model.embed_tokens.weight [V, D] (training rounds it to fp16 values before writing a checkpoint).</summary>
+    public Tensor EmbedWeight => model.EmbedWeight;
+
     /// <summary>True when <see cref="Logits"/> can be computed (an lm_head, or tied embeddings).</summary>
     public bool HasClassifier => lm_head is not null || Config.TieWordEmbeddings;
 
