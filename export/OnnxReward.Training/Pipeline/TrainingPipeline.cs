@@ -24,6 +24,15 @@ public static class TrainingPipeline
 {
     public const string PadToken = "[PAD]";
 
+    /// <summary>Runs the pipeline reporting progress on the calling thread (a console has no synchronization context,
+    /// so Progress&lt;T&gt; would report on the thread pool, out of order).</summary>
+    public static TrainingResult RunSynchronously(TrainingOptions o, Action<string> report) => Run(o, new InlineProgress(report));
+
+    private sealed class InlineProgress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
+    }
+
     public static TrainingResult Run(TrainingOptions o, IProgress<string>? progress = null)
     {
         var clock = Stopwatch.StartNew();
