@@ -14,6 +14,9 @@ internal sealed class EncodedDataset
     public required int Unencodable { get; init; }
     public required int Shortened { get; init; }
 
+    /// <summary>The first encoding error seen, for the log (null when every example encoded).</summary>
+    public string? FirstError { get; init; }
+
     public bool IsUsable(int row) => Encoded[row] is not null;
 
     /// <summary>Tokenizes examples with the model's chat template; over-long ones lose their oldest turns (the same
@@ -22,6 +25,7 @@ internal sealed class EncodedDataset
     {
         var encoded = new EncodedConversation?[labels.Examples.Count];
         int tooLong = 0, unencodable = 0, shortened = 0;
+        string? firstError = null;
         Parallel.For(0, encoded.Length, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
         {
             var e = labels.Examples[i];
@@ -55,11 +59,15 @@ internal sealed class EncodedDataset
                     Interlocked.Increment(ref shortened);
                 encoded[i] = enc;
             }
-            catch (RewardModelException)
+            catch (Exception ex) when (ex is RewardModelException or ArgumentException)
             {
                 Interlocked.Increment(ref unencodable);
+                Interlocked.CompareExchange(ref firstError, $"example {i} ({e.Dataset} {e.File}:{e.Row}): {ex.Message}", null);
             }
         });
-        return new EncodedDataset { Labels = labels, Encoded = encoded, TooLong = tooLong, Unencodable = unencodable, Shortened = shortened };
+        return new EncodedDataset
+        {
+            Labels = labels, Encoded = encoded, TooLong = tooLong, Unencodable = unencodable, Shortened = shortened, FirstError = firstError,
+        };
     }
 }

@@ -53,7 +53,8 @@ public static class TrainingPipeline
         var labels = ObjectiveLabels.Build(pairs, ratings, split, s => encoder.Tokenizer.Encode(s).Length);
         Log($"data: {pairs.Count} pairs, {ratings.Count} ratings, {labels.Objectives.Count} objectives; {skipped.Count} unusable rows skipped");
         var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);
-        Log($"tokenized: {data.Encoded.Count(e => e is not null)}/{data.Encoded.Length} usable ({data.Shortened} shortened, {data.TooLong} too long, {data.Unencodable} unencodable)");
+        Log($"tokenized: {data.Encoded.Count(e => e is not null)}/{data.Encoded.Length} usable ({data.Shortened} shortened, {data.TooLong} too long, {data.Unencodable} unencodable)" +
+            (data.FirstError is { } first ? $"; first error: {first}" : ""));
 
         var pairRows = labels.Examples.Select((e, i) => (e, i)).Where(t => t.e.Pair >= 0).GroupBy(t => t.e.Pair)
             .Select(g => (Chosen: g.First(t => t.e.IsChosen == true).i, Rejected: g.First(t => t.e.IsChosen == false).i, g.First().e.Split, g.First().e.Dataset))

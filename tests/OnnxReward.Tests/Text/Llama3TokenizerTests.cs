@@ -52,6 +52,20 @@ public class Llama3TokenizerTests
     }
 
     [Test]
+    public void SpecialTokensSurviveAFullEncodingCache()
+    {
+        // Microsoft.ML.Tokenizers 2.0.1's Tiktoken finds special tokens through an 8K-entry LRU cache; after enough
+        // distinct words they were evicted and "<|eot_id|>" became text tokens. Our tokenizer splits them out itself.
+        var tok = Llama3Tokenizer.FromDirectory(SharedData.ArmormTiny);
+        var rng = new Random(1);
+        for (var i = 0; i < 3000; i++)
+            tok.Encode(string.Join(' ', Enumerable.Range(0, 10).Select(_ => "w" + rng.Next(1_000_000))));
+        Assert.That(tok.Encode("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+            Is.EqualTo(new[] { 128009, 128006, 78191, 128007, 271 }));
+        Assert.That(tok.Encode("a[PAD]b"), Is.EqualTo(tok.Encode("a").Concat([128256]).Concat(tok.Encode("b"))));
+    }
+
+    [Test]
     public void BrokenTokenizerFilesGiveClearErrors()
     {
         var dir = SharedData.NewTempDirectory("tok");

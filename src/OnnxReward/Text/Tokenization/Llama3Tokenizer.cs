@@ -20,6 +20,7 @@ public sealed class Llama3Tokenizer
     private readonly TiktokenTokenizer _tokenizer;
     private readonly Dictionary<string, int> _added;
     private readonly Dictionary<int, string> _addedById;
+    private readonly Regex? _addedPattern;
 
     private Llama3Tokenizer(TiktokenTokenizer tokenizer, Dictionary<string, int> added, int vocabularySize)
     {
@@ -27,6 +28,11 @@ public sealed class Llama3Tokenizer
         _added = added;
         _addedById = added.ToDictionary(kv => kv.Value, kv => kv.Key);
         VocabularySize = vocabularySize;
+        // Added tokens are split out first (as Hugging Face tokenizers do), longest first so no token shadows a longer
+        // one; only the text between them goes through BPE.
+        _addedPattern = added.Count == 0 ? null
+            : new Regex(string.Join("|", added.Keys.OrderByDescending(k => k.Length).ThenBy(k => k, StringComparer.Ordinal).Select(Regex.Escape)),
+                RegexOptions.Compiled | RegexOptions.CultureInvariant);
     }
 
     /// <summary>Number of ids: BPE ranks plus added tokens (128257 for ArmoRM).</summary>
@@ -89,8 +95,12 @@ public sealed class Llama3Tokenizer
             TiktokenTokenizer tokenizer;
             try
             {
-                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), added);
-                tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: added);
+                // Added tokens are NOT given to TiktokenTokenizer: in Microsoft.ML.Tokenizers 2.0.1 it finds them through
+                // its LRU cache, so once ~8K distinct words have been encoded they are evicted and "<|eot_id|>" comes
+                // out as 7 text tokens (seen after encoding the shared data; regression test
+                // SpecialTokensSurviveAFullEncodingCache). Encode splits them out itself instead.
+                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), null);
+                tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null);
             }
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
             {
@@ -157,6 +167,26 @@ public sealed class Llama3Tokenizer
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (_addedPattern is null)
+            return EncodeOrdinary(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        var start = 0;
+        for (var m = _addedPattern.Match(text); m.Success; m = m.NextMatch())
+        {
+            if (m.Index > start)
+                ids.AddRange(EncodeOrdinary(text[start..m.Index]));
+            ids.Add(_added[m.Value]);
+            start = m.Index + m.Length;
+        }
+        if (start == 0)
+            return EncodeOrdinary(text);
+        if (start < text.Length)
+            ids.AddRange(EncodeOrdinary(text[start..]));
+        return ids.ToArray();
+    }
+
+    private int[] EncodeOrdinary(string text)
+    {
         var ids = _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
         return ids is int[] array ? array : ids.ToArray();
     }
