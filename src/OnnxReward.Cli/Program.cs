@@ -20,6 +20,7 @@ public static class Program
                      ScoreCommand.Create(),
                      ScoreCommand.CreateEmbed(),
                      EvalCommand.Create(),
+                     BonCommand.Create(),
                      TrainCommand.Create(),
                  })
             root.Subcommands.Add(command);

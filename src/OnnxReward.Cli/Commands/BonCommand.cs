@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Text.Json;
+using OnnxReward.Cli.IO;
+using OnnxReward.Selection;
+using OnnxReward.Transforms;
+
+namespace OnnxReward.Cli.Commands;
+
+/// <summary><c>onnxreward bon</c>: best-of-n selection per prompt by score, LSC-AND or μ − kσ.</summary>
+internal static class BonCommand
+{
+    public static Command Create()
+    {
+        var model = CommandSupport.ModelOption();
+        var input = CommandSupport.InputOption();
+        var output = CommandSupport.OutputOption();
+        var ep = CommandSupport.ProviderOption();
+        var budget = CommandSupport.BatchTokensOption();
+        var truncation = CommandSupport.TruncationOption();
+        var rule = new Option<string>("--rule")
+        {
+            Description = "score | lsc-and (needs reference_responses) | mean-minus-k-std | mean-minus-k-var (need a posterior).",
+            DefaultValueFactory = _ => "score",
+        };
+        var k = new Option<double>("--k") { Description = "Penalty weight k of the μ − kσ rules.", DefaultValueFactory = _ => 1.0 };
+        var objectives = new Option<string?>("--objectives") { Description = "Comma-separated objectives for lsc-and (default: all)." };
+        var quantile = new Option<double>("--quantile") { Description = "Quantile q of the reference reward r_ref.", DefaultValueFactory = _ => 0.85 };
+        var reference = new Option<string>("--reference") { Description = "How r_ref is fitted: normal (μ + z_q σ) or empirical.", DefaultValueFactory = _ => "normal" };
+        var command = new Command("bon",
+            "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
+            "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
+        {
+            model, input, output, ep, budget, truncation, rule, k, objectives, quantile, reference,
+        };
+        command.SetAction(parse => CommandSupport.Guard(() =>
+        {
+            var options = new BestOfNOptions
+            {
+                Rule = parse.GetValue(rule)!.ToLowerInvariant() switch
+                {
+                    "score" => SelectionRule.Score,
+                    "lsc-and" => SelectionRule.LscAnd,
+                    "mean-minus-k-std" => SelectionRule.MeanMinusKStd,
+                    "mean-minus-k-var" => SelectionRule.MeanMinusKVariance,
+                    var r => throw new CliException($"--rule '{r}' is not one of score, lsc-and, mean-minus-k-std, mean-minus-k-var."),
+                },
+                K = parse.GetValue(k),
+                Objectives = parse.GetValue(objectives)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Quantile = parse.GetValue(quantile),
+                ReferenceMethod = parse.GetValue(reference)!.ToLowerInvariant() switch
+                {
+                    "normal" => ReferenceRewardMethod.NormalFit,
+                    "empirical" => ReferenceRewardMethod.EmpiricalQuantile,
+                    var r => throw new CliException($"--reference '{r}' is not one of normal, empirical."),
+                },
+            };
+            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!);
+            if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
+                throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
+                                       "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");
+            if (options.Objectives is { } names)
+                _ = ObjectiveSubset.FromNames(m.ObjectiveNames, names);      // unknown names fail before any scoring
+            using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
+            for (var lines = io.Read(64); lines.Count > 0; lines = io.Read(64))
+                foreach (var line in lines)
+                {
+                    if (line.Error is not null)
+                    {
+                        io.WriteError(line.Number, line.Error);
+                        continue;
+                    }
+                    try
+                    {
+                        var result = BestOfNSelector.Select(m, ParseRequest(line.Json!.Value), options);
+                        io.Write(w => WriteResult(w, result, parse.GetValue(rule)!));
+                    }
+                    catch (Exception e) when (e is FormatException or ArgumentException or RewardModelException)
+                    {
+                        io.WriteError(line.Number, e.Message);
+                    }
+                }
+            return io.Errors == 0 ? 0 : 1;
+        }));
+        return command;
+    }
+
+    internal static BestOfNRequest ParseRequest(JsonElement e)
+    {
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new FormatException("expected a JSON object {\"prompt\", \"candidates\": [...]}.");
+        if (!e.TryGetProperty("prompt", out var prompt) || prompt.ValueKind != JsonValueKind.String)
+            throw new FormatException("\"prompt\" is missing or not a string.");
+        if (!e.TryGetProperty("candidates", out var candidates) || candidates.ValueKind != JsonValueKind.Array)
+            throw new FormatException("\"candidates\" is missing or not an array of strings.");
+        List<string> Strings(JsonElement a, string field) => a.EnumerateArray().Select((c, i) => c.ValueKind == JsonValueKind.String ? c.GetString()!
+            : throw new FormatException($"\"{field}\"[{i}] is not a string.")).ToList();
+        List<double>? rewards = null;
+        if (e.TryGetProperty("reference_rewards", out var rr) && rr.ValueKind != JsonValueKind.Null)
+            rewards = rr.ValueKind == JsonValueKind.Array
+                ? rr.EnumerateArray().Select((v, i) => v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+                    : throw new FormatException($"\"reference_rewards\"[{i}] is not a number.")).ToList()
+                : throw new FormatException("\"reference_rewards\" is not an array of numbers.");
+        List<string>? responses = null;
+        if (e.TryGetProperty("reference_responses", out var rs) && rs.ValueKind != JsonValueKind.Null)
+            responses = rs.ValueKind == JsonValueKind.Array ? Strings(rs, "reference_responses")
+                : throw new FormatException("\"reference_responses\" is not an array of strings.");
+        return new BestOfNRequest(prompt.GetString()!, Strings(candidates, "candidates"), rewards, responses);
+    }
+
+    internal static void WriteResult(Utf8JsonWriter w, BestOfNResult r, string rule)
+    {
+        w.WriteNumber("chosen", r.Chosen);
+        w.WriteString("rule", rule);
+        void Array(string name, IReadOnlyList<double>? values)
+        {
+            if (values is null) return;
+            w.WriteStartArray(name);
+            foreach (var v in values) w.WriteNumberValue(v);
+            w.WriteEndArray();
+        }
+        Array("scores", r.Scores);
+        Array("transformed", r.Transformed);
+        Array("score_std", r.ScoreStd);
+        if (r.ReferenceReward is { } rRef)
+            w.WriteNumber("reference_reward", rRef);
+    }
+}
