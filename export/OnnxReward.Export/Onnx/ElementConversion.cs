@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Graph;
 
 namespace OnnxReward.Export.Onnx;
@@ -39,17 +40,10 @@ internal static class ElementConversion
     }
 
     /// <summary>Raw little-endian BF16 → float32 (exact: bf16 is the top half of a float32).</summary>
-    public static void BFloat16ToFloat(ReadOnlySpan<byte> raw, Span<float> destination)
-    {
-        var src = MemoryMarshal.Cast<byte, ushort>(raw);
-        var dst = MemoryMarshal.Cast<float, uint>(destination);
-        for (var i = 0; i < src.Length; i++) dst[i] = (uint)src[i] << 16;
-    }
+    public static void BFloat16ToFloat(ReadOnlySpan<byte> raw, Span<float> destination) =>
+        Float32Conversion.Convert(raw, TensorDType.BF16, destination);
 
     /// <summary>Raw little-endian F16 → float32 (exact).</summary>
-    public static void Float16ToFloat(ReadOnlySpan<byte> raw, Span<float> destination)
-    {
-        var src = MemoryMarshal.Cast<byte, Half>(raw);
-        for (var i = 0; i < src.Length; i++) destination[i] = (float)src[i];
-    }
+    public static void Float16ToFloat(ReadOnlySpan<byte> raw, Span<float> destination) =>
+        Float32Conversion.Convert(raw, TensorDType.F16, destination);
 }
