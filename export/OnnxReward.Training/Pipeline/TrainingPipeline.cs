@@ -107,7 +107,8 @@ public static class TrainingPipeline
 
         // ---- verbosity debiasing on the reference set (preference training responses, chosen and rejected) ----
         var referenceRows = PairsOf(SplitPart.Train).SelectMany(p => new[] { p.Chosen, p.Rejected }).ToArray();
-        var debias = VerbosityDebias.Fit(Rewards(rewardHidden, ridge.Weight, referenceRows), names, verbosityIndex);
+        var debias = VerbosityDebias.Fit(Rewards(rewardHidden, ridge.Weight, referenceRows), names, verbosityIndex,
+            grid: VerbosityDebias.ExtendedLambdaGrid);
 
         // ---- stage 2: gating with the BT loss on preference pairs ----
         var allPairs = pairRows.Select(p => (p.Chosen, p.Rejected)).ToList();

@@ -38,9 +38,11 @@ internal static class TrainingReport
         card.AppendLine($"- Head: {x.Labels.Objectives.Count} objectives (regression layer, no bias), gating MLP {o.Gating.NHidden}×{o.Gating.HiddenSize} ReLU, τ = {o.Gating.Temperature}, learned logit_scale, verbosity transform T; exact Gaussian posterior of each ridge objective → `score_std`.");
         card.AppendLine($"- Exported: {x.Export.Parameters:N0} parameters, {x.Export.DataBytes / 1e6:F1} MB weights + {x.Export.GraphBytes / 1e3:F0} KB graph, fp32 CPU variant.");
         card.AppendLine();
-        card.AppendLine("## Data and split");
-        card.AppendLine($"{x.Pairs.Count} preference pairs (`data/preferences/*.jsonl`) and {x.Ratings.Count} rated responses (`data/ratings/*.json`); " +
-                        $"{x.Skipped.Count} unusable rows skipped: " + string.Join("; ", x.Skipped.Select(s => s.Message.Split(". ")[0])) + ".");
+        card.AppendLine("## Data");
+        card.AppendLine($"{x.Pairs.Count} preference pairs (`data/preferences/*.jsonl`) and {x.Ratings.Count} rated responses (`data/ratings/*.json`). " +
+                        $"{x.Skipped.Count} unusable rows were skipped:");
+        foreach (var s in x.Skipped)
+            card.AppendLine($"- {Path.GetFileName(s.File)}:{s.Line}: {s.Message.Split(": ", 2).Last().Split(". ")[0]}");
         card.AppendLine();
         card.AppendLine(x.Split.Describe(manifest));
         card.AppendLine();
@@ -48,7 +50,6 @@ internal static class TrainingReport
                         $"({x.Data.Shortened} examples lost their oldest turns to fit, {x.Data.TooLong} were still too long and {x.Data.Unencodable} could not be encoded; those are not trained on).");
         card.AppendLine("Materialise the test pairs with `onnxreward train split --part test --data ../shared/data --out test.jsonl` (the split is a pure function of the seed and the prompt text).");
         card.AppendLine();
-        card.AppendLine("## Objectives");
         card.AppendLine(x.Labels.ProvenanceMarkdown());
         if (x.DroppedObjectives.Count > 0)
             card.AppendLine($"\nLeft out of this model (no usable labelled rows in train and validation at this training length): {string.Join(", ", x.DroppedObjectives)}.");
@@ -66,7 +67,8 @@ internal static class TrainingReport
         card.AppendLine("## Hyperparameters");
         card.AppendLine($"- Backbone: AdamW lr {o.BackboneLearningRate} (cosine to 10 %), {o.BackboneEpochs} epochs, {o.BackbonePairsPerBatch} pairs per batch, gradient clipping 1.0, seed {o.Seed}; validation accuracy at the end {x.BackboneValidation:P1}.");
         card.AppendLine($"- Stage 1: ridge per objective, α ∈ {{1e-4 … 1e4}} chosen by validation MSE, refit on train only; posterior Σ_k = s_k²(XᵀX+α_kI)⁻¹.");
-        card.AppendLine($"- Debiasing: Spearman λ search over armorm.md's grid, threshold {x.Debias.Threshold} on the training responses.");
+        card.AppendLine($"- Debiasing: Spearman λ search over armorm.md's grid, continued past 0.95 up to 5 for objectives the original grid " +
+                        $"cannot bring under the threshold (ArmoRM would leave those at λ = 1 above it), threshold {x.Debias.Threshold}, on the training responses.");
         card.AppendLine($"- Stage 2: AdamW lr {o.Gating.LearningRate}, cosine, {o.Gating.Steps} steps, batch {o.Gating.BatchSize} sampled with replacement, dropout {o.Gating.Dropout}; final validation accuracy {x.Gating.ValidationAccuracy.LastOrDefault():P1}.");
         card.AppendLine($"- BT linear probe: L2 logistic regression, λ = {x.Probe.Lambda} by validation NLL, Laplace precision H = λI + Σπ(1−π)ddᵀ.");
         card.AppendLine($"- Training took {x.Elapsed.TotalMinutes:F1} minutes on {Environment.ProcessorCount} cores.");

@@ -37,6 +37,14 @@ public static class VerbosityDebias
     public static readonly IReadOnlyList<double> LambdaGrid =
         [0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 
+    /// <summary>
+    /// <see cref="LambdaGrid"/> continued past 0.95 (an OnnxReward extension, not in ArmoRM's code): an objective whose
+    /// correlation with verbosity the original grid cannot remove would otherwise keep ArmoRM's fallback λ = 1.0 without
+    /// reaching the threshold; continuing the same search finds the smallest λ that does.
+    /// </summary>
+    public static readonly IReadOnlyList<double> ExtendedLambdaGrid =
+        [.. LambdaGrid, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0];
+
     /// <summary>The CLI default of <c>corr_threshold</c>.</summary>
     public const double DefaultThreshold = 0.03;
 
@@ -44,7 +52,9 @@ public static class VerbosityDebias
     /// <param name="names">K objective names.</param>
     /// <param name="verbosity">Index v of the verbosity objective.</param>
     /// <param name="threshold">corr_threshold: an objective is debiased once ρ ≤ threshold.</param>
-    public static DebiasResult Fit(float[,] referenceRewards, IReadOnlyList<string> names, int verbosity, double threshold = DefaultThreshold)
+    /// <param name="grid">λ values tried in ascending order; default <see cref="LambdaGrid"/> (ArmoRM's).</param>
+    public static DebiasResult Fit(float[,] referenceRewards, IReadOnlyList<string> names, int verbosity, double threshold = DefaultThreshold,
+        IReadOnlyList<double>? grid = null)
     {
         ArgumentNullException.ThrowIfNull(referenceRewards);
         ArgumentNullException.ThrowIfNull(names);
@@ -63,7 +73,7 @@ public static class VerbosityDebias
         var lambda = Enumerable.Repeat(1.0, k).ToArray();
         var assigned = new bool[k];
         assigned[verbosity] = true;
-        foreach (var l in LambdaGrid)
+        foreach (var l in grid ?? LambdaGrid)
             for (var i = 0; i < k; i++)
             {
                 if (assigned[i])

@@ -44,7 +44,7 @@ public class TrainingPipelineTests
             Assert.That(s.Gating.Values.Sum(), Is.GreaterThan(0f));
 
             var report = File.ReadAllText(a.ReportPath);
-            foreach (var section in new[] { "## Data and split", "## Objectives", "## Results on the held-out test split", "## Stage 1: ridge fits",
+            foreach (var section in new[] { "## Data", "## Data split", "## Objectives", "## Results on the held-out test split", "## Stage 1: ridge fits",
                          "## Verbosity debiasing", "ArmoRM gating score", "BT head alone", "plain mean of objectives", "response length" })
                 Assert.That(report, Does.Contain(section));
             foreach (var png in new[] { "backbone-loss.png", "backbone-validation-accuracy.png", "gating-curves.png" })
