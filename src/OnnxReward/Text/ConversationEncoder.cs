@@ -12,11 +12,12 @@ internal readonly record struct EncodedConversation(int[] InputIds, int RewardPo
 /// </summary>
 internal sealed class ConversationEncoder
 {
-    public ConversationEncoder(Llama3Tokenizer tokenizer, ChatTemplate? template, IReadOnlyList<int> gatingPattern)
+    public ConversationEncoder(Llama3Tokenizer tokenizer, ChatTemplate? template, IReadOnlyList<int> gatingPattern, int? padTokenId = null)
     {
         Tokenizer = tokenizer;
         Template = template;
         GatingPattern = gatingPattern;
+        PadTokenId = padTokenId;
     }
 
     public Llama3Tokenizer Tokenizer { get; }
@@ -26,13 +27,17 @@ internal sealed class ConversationEncoder
 
     public IReadOnlyList<int> GatingPattern { get; }
 
+    /// <summary>The id of tokenizer_config.json's <c>pad_token</c> (ArmoRM: <c>[PAD]</c> = 128256), or null.</summary>
+    public int? PadTokenId { get; }
+
     /// <summary>Loads tokenizer.json and tokenizer_config.json from a model directory.</summary>
     public static ConversationEncoder Load(string directory, IReadOnlyList<int>? gatingPattern = null)
     {
         var tokenizer = Llama3Tokenizer.FromDirectory(directory);
         ChatTemplate? template = File.Exists(Path.Combine(directory, ChatTemplate.ConfigFile)) ? ChatTemplate.FromDirectory(directory) : null;
         gatingPattern ??= tokenizer.Encode("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-        return new ConversationEncoder(tokenizer, template, gatingPattern);
+        var pad = template?.PadToken is { } padText ? tokenizer.AddedTokenId(padText) : null;
+        return new ConversationEncoder(tokenizer, template, gatingPattern, pad);
     }
 
     /// <summary>Renders (add_generation_prompt = false) and encodes a validated conversation.</summary>
@@ -55,13 +60,15 @@ internal sealed class ConversationEncoder
 
     public EncodedConversation Encode(Conversation conversation, int index) => EncodeTemplated(Render(conversation, index), index);
 
-    /// <summary>Encodes already templated text (special tokens recognised, nothing added) and finds the positions.</summary>
+    /// <summary>Encodes already templated text (special tokens recognised, nothing added) and finds the positions.
+    /// The reward position follows HF <c>modeling_custom.py</c>: the token before the first pad token, else the last
+    /// token (a literal <c>[PAD]</c> in the text is the pad token, as it is for HF).</summary>
     public EncodedConversation EncodeTemplated(string text, int index)
     {
         var ids = Tokenizer.Encode(text);
         if (ids.Length == 0)
             throw new RewardModelException($"input {index} is empty text: nothing to score.", index);
-        return new EncodedConversation(ids, ids.Length - 1, FindGatingPosition(ids, index));
+        return new EncodedConversation(ids, Positions.RewardPosition(ids, PadTokenId), FindGatingPosition(ids, index));
     }
 
     /// <summary>Start of the last occurrence of the gating pattern; an error naming the fix when it is absent.</summary>

@@ -4,7 +4,8 @@ ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True), tojson with
 raise_exception) of
   1. the early Meta Llama-3 template in ../shared/tokenizers/llama3/tokenizer_config.json over the 47 armorm-tiny
      golden conversations, with and without add_generation_prompt;
-  2. small synthetic templates that exercise each construct OnnxReward's engine supports.
+  2. small synthetic templates that exercise each construct OnnxReward's engine supports;
+  3. templates modelled on other real chat templates (see the comment above `real_like`).
 Run from this folder with ../shared beside the repository:  python3 make_template_goldens.py
 """
 import json, pathlib
@@ -52,6 +53,39 @@ for name, template in synthetic.items():
         out.append({"id": f"synthetic/{name}", "template": template, "add_generation_prompt": agp, "messages": msgs,
                     "bos_token": "<s>", "eos_token": "</s>",
                     "rendered": render(template, msgs, agp, bos_token="<s>", eos_token="</s>")})
+
+# 3. Templates modelled on real models' chat templates (ChatML/Qwen2, Zephyr, Mistral-Instruct, Gemma, Llama-2-chat,
+#    Llama-3.1), written for this file to exercise the constructs those templates use: default system turns, role
+#    alternation checks through raise_exception, filter-vs-'+' precedence, cross-type comparisons ('str' != false),
+#    str methods, rebinding `messages`, `not x is defined`, multi-line {%- -%} layouts. Each runs over three message
+#    sets (with a system turn, without one, tricky contents) with and without add_generation_prompt; when Python's
+#    Jinja2 raises (raise_exception), the expected outcome is that error message.
+real_like = {
+    "chatml-qwen2": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    "zephyr": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
+    "mistral-instruct": "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}",
+    "gemma": "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}",
+    "llama2-chat": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+    "llama3.1-like": "{{- bos_token }}\n{%- if not date_string is defined %}\n    {%- set date_string = \"26 Jul 2024\" %}\n{%- endif %}\n{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n{{- system_message }}\n{{- \"<|eot_id|>\" }}\n{%- for message in messages %}\n    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n",
+}
+message_sets = {
+    "system": msgs,
+    "no-system": msgs[1:],
+    "tricky": [{"role": "user", "content": "\u3000 {{ not a tag }} {% if %} \u0085"},
+               {"role": "assistant", "content": "<|eot_id|>[PAD]\n\n"},
+               {"role": "user", "content": ""},
+               {"role": "assistant", "content": "\u00e9\u00e8 \U0001F600 \ufeff tab\there \u2028"}],
+}
+for name, template in real_like.items():
+    for set_name, messages in message_sets.items():
+        for agp in (False, True):
+            case = {"id": f"real-like/{name}/{set_name}/agp={agp}", "template": template, "add_generation_prompt": agp,
+                    "messages": messages, "bos_token": "<s>", "eos_token": "</s>"}
+            try:
+                case["rendered"] = render(template, messages, agp, bos_token="<s>", eos_token="</s>")
+            except TemplateError as e:
+                case["error"] = str(e)
+            out.append(case)
 
 (pathlib.Path(__file__).parent / "template_goldens.jsonl").write_text(
     "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out))

@@ -26,12 +26,14 @@ public class ChatTemplateTests
     }
 
     /// <summary>Renderings by Python Jinja2 (TestData/make_template_goldens.py): the early Meta Llama-3 template over the
-    /// 47 golden conversations with and without a generation prompt, and synthetic templates for each construct.</summary>
+    /// 47 golden conversations with and without a generation prompt, synthetic templates for each construct, and
+    /// templates modelled on other models' real ones (ChatML, Zephyr, Mistral, Gemma, Llama-2, Llama-3.1) over three
+    /// message sets, including the conversations those templates refuse through raise_exception.</summary>
     [Test]
     public void RenderingsMatchPythonJinja2()
     {
         var llama3 = ChatTemplate.FromDirectory(SharedData.Llama3Tokenizer);
-        var n = 0;
+        int n = 0, errors = 0;
         foreach (var line in File.ReadLines(Path.Combine(AppContext.BaseDirectory, "TestData", "template_goldens.jsonl")))
         {
             using var g = JsonDocument.Parse(line);
@@ -39,11 +41,22 @@ public class ChatTemplateTests
             var source = r.GetProperty("template").GetString()!;
             var template = source == "llama3" ? llama3
                 : ChatTemplate.Parse(source, r.GetProperty("bos_token").GetString(), r.TryGetProperty("eos_token", out var eos) ? eos.GetString() : null);
-            var rendered = template.Render(Messages(r.GetProperty("messages")), r.GetProperty("add_generation_prompt").GetBoolean());
-            Assert.That(rendered, Is.EqualTo(r.GetProperty("rendered").GetString()), r.GetProperty("id").GetString());
+            var messages = Messages(r.GetProperty("messages"));
+            var agp = r.GetProperty("add_generation_prompt").GetBoolean();
+            var id = r.GetProperty("id").GetString()!;
+            if (r.TryGetProperty("error", out var error))
+            {
+                // Python raised through raise_exception(): we must refuse the same conversation with the same message.
+                var e = Assert.Throws<TemplateException>(() => template.Render(messages, agp), id)!;
+                Assert.That(e.Message, Does.Contain("the chat template rejected the conversation: " + error.GetString()), id);
+                errors++;
+            }
+            else
+                Assert.That(template.Render(messages, agp), Is.EqualTo(r.GetProperty("rendered").GetString()), id);
             n++;
         }
-        Assert.That(n, Is.EqualTo(103));
+        Assert.That(n, Is.EqualTo(139));
+        Assert.That(errors, Is.EqualTo(4), "mistral-instruct and gemma refuse a system turn, with and without a generation prompt");
     }
 
     [Test]

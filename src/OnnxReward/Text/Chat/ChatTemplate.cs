@@ -27,6 +27,9 @@ public sealed class ChatTemplate
     /// <summary>The template text.</summary>
     public string Source => _source;
 
+    /// <summary>tokenizer_config.json's <c>pad_token</c> text (ArmoRM: <c>[PAD]</c>), or null when it has none.</summary>
+    public string? PadToken => _tokens["pad_token"] as string;
+
     /// <summary>Parses a template; special-token variables are given explicitly.</summary>
     /// <exception cref="TemplateException">The template uses syntax outside the supported subset; the message names it.</exception>
     public static ChatTemplate Parse(string template, string? bosToken = null, string? eosToken = null, string? padToken = null, string? unkToken = null) =>

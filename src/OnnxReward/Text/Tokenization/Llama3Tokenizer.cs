@@ -17,8 +17,13 @@ public sealed class Llama3Tokenizer
 {
     public const string TokenizerJson = "tokenizer.json";
 
+    /// <summary>Entries in TiktokenTokenizer's LRU cache of encoded pre-tokens (words). Its default, 8192, is below the
+    /// distinct-word count of a few MB of English, so most words were re-merged; 64K keeps the common ones (a few MB).</summary>
+    private const int PreTokenCacheSize = 65_536;
+
     private readonly TiktokenTokenizer _tokenizer;
     private readonly Dictionary<string, int> _added;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _addedLookup;
     private readonly Dictionary<int, string> _addedById;
     private readonly Regex? _addedPattern;
 
@@ -26,6 +31,7 @@ public sealed class Llama3Tokenizer
     {
         _tokenizer = tokenizer;
         _added = added;
+        _addedLookup = added.GetAlternateLookup<ReadOnlySpan<char>>();
         _addedById = added.ToDictionary(kv => kv.Value, kv => kv.Key);
         VocabularySize = vocabularySize;
         // Added tokens are split out first (as Hugging Face tokenizers do), longest first so no token shadows a longer
@@ -100,7 +106,7 @@ public sealed class Llama3Tokenizer
                 // out as 7 text tokens (seen after encoding the shared data; regression test
                 // SpecialTokensSurviveAFullEncodingCache). Encode splits them out itself instead.
                 var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), null);
-                tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null);
+                tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null, cacheSize: PreTokenCacheSize);
             }
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
             {
@@ -167,29 +173,32 @@ public sealed class Llama3Tokenizer
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (_addedPattern is null)
-            return EncodeOrdinary(text);
+        if (_addedPattern is null || !_addedPattern.IsMatch(text))
+            return ToArray(EncodeOrdinary(text));
+        // Segments between added tokens are encoded as spans of the text (no substrings).
         var ids = new List<int>(text.Length / 3 + 4);
         var start = 0;
-        for (var m = _addedPattern.Match(text); m.Success; m = m.NextMatch())
+        foreach (var m in _addedPattern.EnumerateMatches(text))
         {
             if (m.Index > start)
-                ids.AddRange(EncodeOrdinary(text[start..m.Index]));
-            ids.Add(_added[m.Value]);
+                ids.AddRange(EncodeOrdinary(text.AsSpan(start, m.Index - start)));
+            ids.Add(_addedLookup[text.AsSpan(m.Index, m.Length)]);
             start = m.Index + m.Length;
         }
-        if (start == 0)
-            return EncodeOrdinary(text);
         if (start < text.Length)
-            ids.AddRange(EncodeOrdinary(text[start..]));
+            ids.AddRange(EncodeOrdinary(text.AsSpan(start)));
         return ids.ToArray();
     }
 
-    private int[] EncodeOrdinary(string text)
+    private IReadOnlyList<int> EncodeOrdinary(ReadOnlySpan<char> text) =>
+        _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
+
+    private static int[] ToArray(IReadOnlyList<int> ids) => ids switch
     {
-        var ids = _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
-        return ids is int[] array ? array : ids.ToArray();
-    }
+        int[] array => array,
+        List<int> list => list.ToArray(),
+        _ => ids.ToArray(),
+    };
 
     /// <summary>Decodes ids back to text (added tokens as their text).</summary>
     public string Decode(IEnumerable<int> ids)

@@ -1,0 +1,165 @@
+using System.Text.Json;
+using OnnxReward.Testing;
+using OnnxReward.Text;
+using OnnxReward.Text.Conversations;
+
+namespace OnnxReward.Tests.Text;
+
+/// <summary>
+/// The front end without a model: conversation → armorm-tiny's own chat template → ids → positions, against the
+/// independent goldens of ../shared/reference/armorm-tiny (README: rendered text, ids and positions must match exactly).
+/// </summary>
+public class ConversationEncoderTests
+{
+    private static readonly Lazy<ConversationEncoder> Encoder = new(() => ConversationEncoder.Load(SharedData.ArmormTiny));
+
+    private static int[] Ints(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt32()).ToArray();
+
+    [Test]
+    public void EveryGoldenRendersEncodesAndLocatesExactly()
+    {
+        var encoder = Encoder.Value;
+        var n = 0;
+        foreach (var line in File.ReadLines(Path.Combine(SharedData.ArmormTiny, "golden.jsonl")))
+        {
+            using var d = JsonDocument.Parse(line);
+            var g = d.RootElement;
+            var id = g.GetProperty("id").GetString();
+            var conversation = Conversation.FromMessages(ScoringInput.ParseMessages(g.GetProperty("messages")));
+            Assert.That(encoder.Render(conversation, n), Is.EqualTo(g.GetProperty("rendered").GetString()), id);
+            var encoded = encoder.Encode(conversation, n);
+            Assert.That(encoded.InputIds, Is.EqualTo(Ints(g.GetProperty("input_ids"))), id);
+            Assert.That(encoded.RewardPosition, Is.EqualTo(g.GetProperty("reward_position").GetInt32()), id);
+            Assert.That(encoded.GatingPosition, Is.EqualTo(g.GetProperty("gating_position").GetInt32()), id);
+            // The already-templated path gives the same ids and positions.
+            var templated = encoder.EncodeTemplated(g.GetProperty("rendered").GetString()!, n);
+            Assert.That(templated.InputIds, Is.EqualTo(encoded.InputIds), id);
+            Assert.That((templated.RewardPosition, templated.GatingPosition), Is.EqualTo((encoded.RewardPosition, encoded.GatingPosition)), id);
+            n++;
+        }
+        Assert.That(n, Is.EqualTo(47));
+    }
+
+    [Test]
+    public void GoldenErrorCaseHasNoAssistantHeader()
+    {
+        var encoder = Encoder.Value;
+        using var d = JsonDocument.Parse(File.ReadLines(Path.Combine(SharedData.ArmormTiny, "golden_errors.jsonl")).Single());
+        var g = d.RootElement;
+        var conversation = Conversation.FromMessages(ScoringInput.ParseMessages(g.GetProperty("messages")));
+        // The template itself does no role checks: it renders the prompt-only conversation, and the ids are the golden's.
+        var rendered = encoder.Template!.Render(conversation.Messages);
+        Assert.That(encoder.Tokenizer.Encode(rendered), Is.EqualTo(Ints(g.GetProperty("input_ids"))));
+        var e = Assert.Throws<RewardModelException>(() => encoder.EncodeTemplated(rendered, 0))!;
+        Assert.That(e.Message, Does.Contain(g.GetProperty("expected_error").GetString()).And.Contain("whose last turn is the assistant's"));
+        // Validation for scoring catches it earlier, naming the fix.
+        e = Assert.Throws<RewardModelException>(() => encoder.Encode(conversation, 5))!;
+        Assert.That(e.Message, Does.Contain("conversation 5: the last turn is the user's, not the assistant's"));
+    }
+
+    [Test]
+    public void GatingPositionIsTheLastAssistantHeaderAndRewardPositionFollowsHfWithPad()
+    {
+        var encoder = Encoder.Value;
+        Assert.That(encoder.GatingPattern, Is.EqualTo(new[] { 128009, 128006, 78191, 128007, 271 }), "armorm.md §1.3");
+        Assert.That(encoder.PadTokenId, Is.EqualTo(128256), "tokenizer_config.json pad_token [PAD]");
+        var text = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+                   + "B<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nC<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nD<|eot_id|>";
+        var e = encoder.EncodeTemplated(text, 0);
+        // Specials split the text, so the ids before the last header are exactly the encoding of the text before it.
+        var prefix = text[..text.LastIndexOf("<|eot_id|><|start_header_id|>assistant", StringComparison.Ordinal)];
+        Assert.That(e.GatingPosition, Is.EqualTo(encoder.Tokenizer.Encode(prefix).Length), "start of the LAST <|eot_id|><|start_header_id|>assistant…");
+        Assert.That(e.InputIds[e.GatingPosition..(e.GatingPosition + 5)], Is.EqualTo(encoder.GatingPattern));
+        Assert.That(e.GatingPosition, Is.GreaterThan(10), "not the first header");
+        Assert.That(e.RewardPosition, Is.EqualTo(e.InputIds.Length - 1), "no pad: the last token");
+        // HF: (argmax(ids == pad) − 1) mod T: a literal [PAD] is the pad token and the reward is read just before it.
+        var padded = encoder.EncodeTemplated(text + "[PAD][PAD]", 0);
+        Assert.That(padded.InputIds[^2..], Is.EqualTo(new[] { 128256, 128256 }));
+        Assert.That(padded.RewardPosition, Is.EqualTo(e.InputIds.Length - 1));
+        Assert.That(Positions.RewardPosition([128256, 5, 6], 128256), Is.EqualTo(2), "pad at 0: (0 − 1) mod 3");
+        Assert.That(Positions.RewardPosition([1, 2, 3], null), Is.EqualTo(2));
+        Assert.Throws<RewardModelException>(() => encoder.EncodeTemplated("", 0), "empty text has nothing to score");
+    }
+
+    [Test]
+    public void HhRlhfTranscriptsBecomeAlternatingTurns()
+    {
+        var c = Conversation.FromPromptResponse("\n\nHuman: hi there \n\nAssistant: hello\n\nHuman: 2+2?\n\nAssistant:", "4");
+        Assert.That(c.Messages, Is.EqualTo(new ChatMessage[] { new("user", "hi there"), new("assistant", "hello"), new("user", "2+2?"), new("assistant", "4") }));
+        // A transcript prompt ending with the Human turn (no trailing "Assistant:") gives the same turns.
+        var noTrailer = Conversation.FromPromptResponse("\n\nHuman: hi there \n\nAssistant: hello\n\nHuman: 2+2?", "4");
+        Assert.That(noTrailer.Messages, Is.EqualTo(c.Messages));
+        // A plain prompt is one user turn, kept verbatim (the template trims).
+        Assert.That(Conversation.FromPromptResponse(" Human rights? ", "Yes").Messages,
+            Is.EqualTo(new ChatMessage[] { new("user", " Human rights? "), new("assistant", "Yes") }));
+        // A whole transcript (hh-rlhf chosen/rejected fields) keeps its final assistant turn.
+        Assert.That(Conversation.FromTranscript("\n\nHuman: a\n\nAssistant: b").Messages,
+            Is.EqualTo(new ChatMessage[] { new("user", "a"), new("assistant", "b") }));
+        Assert.That(Assert.Throws<ArgumentException>(() => Conversation.FromTranscript("User: a"))!.Message, Does.Contain("starts with \"\\n\\nHuman:\""));
+        // Only "\n\nHuman:" and "\n\nAssistant:" open turns: other paragraphs stay inside the turn's text.
+        Assert.That(Conversation.FromTranscript("\n\nHuman: a\n\nRobot: b").Messages,
+            Is.EqualTo(new ChatMessage[] { new("user", "a\n\nRobot: b") }));
+    }
+
+    [Test]
+    public void EveryHhRlhfPromptGivesUserLastBeforeTheResponse()
+    {
+        // All 2312 shared hh-rlhf prompts end with "\n\nHuman: …\n\nAssistant:": the conversation starts with the user,
+        // the user speaks last before the response, and scoring validation accepts every one. The dataset itself has 4
+        // prompts with two "Assistant:" turns in a row (lines 668, 764, 1320, …): those stay two assistant turns.
+        int n = 0, repeated = 0;
+        foreach (var line in File.ReadLines(SharedData.PathOf("data", "preferences", "hh_rlhf_harmless_test.jsonl")))
+        {
+            using var d = JsonDocument.Parse(line);
+            var c = Conversation.FromPromptResponse(d.RootElement.GetProperty("prompt").GetString()!, "R");
+            Assert.That(c.Messages[0].Role, Is.EqualTo("user"), $"line {n + 1}");
+            Assert.That(c.Messages[^2].Role, Is.EqualTo("user"), $"line {n + 1}");
+            Assert.That(c.Messages[^1], Is.EqualTo(new ChatMessage("assistant", "R")), $"line {n + 1}");
+            Assert.That(c.Messages.Select(m => m.Role), Is.All.AnyOf("user", "assistant"));
+            if (c.Messages.Zip(c.Messages.Skip(1)).Any(p => p.First.Role == p.Second.Role))
+                repeated++;
+            Assert.DoesNotThrow(() => c.Validate(n));
+            n++;
+        }
+        Assert.That(n, Is.EqualTo(2312));
+        Assert.That(repeated, Is.EqualTo(4), "counted independently with a regex over the raw prompts");
+    }
+
+    [TestCase("""{"messages":[]}""", "conversation 7 is empty")]
+    [TestCase("""{"messages":[{"role":"user","content":"hi"},{"role":"robot","content":"x"}]}""", "turn 1 has role 'robot': use 'system', 'user' or 'assistant'")]
+    [TestCase("""{"messages":[{"role":"user","content":"hi"}]}""", "the last turn is the user's, not the assistant's")]
+    [TestCase("""{"messages":[{"role":"system","content":"s"},{"role":"assistant","content":"hi"}]}""", "has no user turn before the assistant's response")]
+    public void InvalidConversationsAreRefusedBeforeTheTemplate(string json, string expected)
+    {
+        var input = ScoringInput.FromJson(JsonDocument.Parse(json).RootElement);
+        var e = Assert.Throws<RewardModelException>(() => Encoder.Value.Encode(input.Conversation!, 7))!;
+        Assert.That(e.Message, Does.Contain(expected));
+        Assert.That(e.InputIndex, Is.EqualTo(7));
+    }
+
+    [TestCase("""{"messages":[{"role":"user"}]}""", "has null or missing \"content\"")]
+    [TestCase("""{"messages":[{"role":"user","content":5}]}""", "\"messages\"[0].content is a number, expected a string")]
+    [TestCase("""{"messages":[{"content":"x"}]}""", "\"messages\"[0] has no string \"role\"")]
+    [TestCase("""{"messages":{"role":"user"}}""", "\"messages\" is an object, expected an array")]
+    [TestCase("""{"text":null}""", "\"text\" is null, expected a string")]
+    [TestCase("""{"prompt":"p","response":7}""", "\"response\" is a number, expected a string")]
+    [TestCase("""{"input_ids":[1,"2"]}""", "\"input_ids\"[1] is \"2\"")]
+    [TestCase("""{"input_ids":[1,2.5]}""", "\"input_ids\"[1] is 2.5")]
+    public void MalformedFieldsAreNamed(string json, string expected)
+    {
+        var e = Assert.Throws<FormatException>(() => ScoringInput.FromJson(JsonDocument.Parse(json).RootElement))!;
+        Assert.That(e.Message, Does.Contain(expected));
+    }
+
+    [Test]
+    public void TheFourInputFormsParse()
+    {
+        static ScoringInput P(string json) => ScoringInput.FromJson(JsonDocument.Parse(json).RootElement);
+        Assert.That(P("""{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":""}]}""").Conversation!.Messages,
+            Has.Count.EqualTo(2), "empty content is allowed");
+        Assert.That(P("""{"prompt":"\n\nHuman: q\n\nAssistant:","response":"r"}""").Conversation!.Messages.Select(m => m.Role),
+            Is.EqualTo(new[] { "user", "assistant" }));
+        Assert.That(P("""{"text":"<|begin_of_text|>x"}""").Text, Is.EqualTo("<|begin_of_text|>x"));
+        Assert.That(P("""{"input_ids":[128000,87]}""").InputIds, Is.EqualTo(new[] { 128000, 87 }));
+    }
+}
