@@ -46,6 +46,7 @@ synthetic = {
     "tojson-length-default": "{{ messages | length }} {{ messages[1] | tojson }} {{ undefined_var | default('dflt') }} {{ messages[0].missing is defined }} {{ 'x' ~ 3 ~ none ~ true }}",
     "string-methods": "{% for m in messages %}{{ m.content.strip() }}|{{ m.content.startswith('H') }}|{{ m.role.replace('a', 'A') }};{% endfor %}",
     "arithmetic-and-tests": "{{ 7 // 2 }} {{ 7 % 3 }} {{ 2 * 3 + 1 }} {{ -1 }} {{ 1.5 }} {{ 10 / 4 }} {{ (messages | length) is even }} {{ 'a' in 'cat' }} {{ 'z' not in ['a'] }} {{ 1 if false else 2 }}",
+    "loop-set-scoping": "{% set s = 'ab' %}{% for m in messages %}{% if loop.first %}{% set s = 'X' %}{% endif %}{% set s = s + m.role[0] %}{{ s }},{% endfor %}{{ s }}",
     "comments": "{# a comment #}\n{% for m in messages %}{# inner #}{{ m.role[0] }}{% endfor %}\n{#- trailing -#}\n.",
 }
 for name, template in synthetic.items():

@@ -55,7 +55,7 @@ public class ChatTemplateTests
                 Assert.That(template.Render(messages, agp), Is.EqualTo(r.GetProperty("rendered").GetString()), id);
             n++;
         }
-        Assert.That(n, Is.EqualTo(139));
+        Assert.That(n, Is.EqualTo(140));
         Assert.That(errors, Is.EqualTo(4), "mistral-instruct and gemma refuse a system turn, with and without a generation prompt");
     }
 
@@ -92,6 +92,45 @@ public class ChatTemplateTests
     {
         var e = Assert.Throws<TemplateException>(() => ChatTemplate.Parse(template).Render([new("user", "x")]))!;
         Assert.That(e.Message, Does.Contain(expected));
+    }
+
+    /// <summary>chat_template comes from a file: hostile nesting or amplification must end in a TemplateException, never
+    /// a stack overflow (which would kill the process) or an unbounded allocation.</summary>
+    [Test]
+    public void HostileTemplatesFailCleanly()
+    {
+        string Fails(string template) =>
+            Assert.Throws<TemplateException>(() => ChatTemplate.Parse(template).Render([new("user", "x")]), template[..Math.Min(60, template.Length)])!.Message;
+
+        Assert.That(Fails("{{ " + new string('(', 200_000) + "1" + new string(')', 200_000) + " }}"), Does.Contain("nests expressions or blocks too deeply"));
+        Assert.That(Fails("{{ " + string.Concat(Enumerable.Repeat("not ", 200_000)) + "x }}"), Does.Contain("too deeply"));
+        Assert.That(Fails(string.Concat(Enumerable.Repeat("{% if true %}", 50_000)) + string.Concat(Enumerable.Repeat("{% endif %}", 50_000))),
+            Does.Contain("too deeply"));
+        // A left-deep chain parses in a loop but evaluates recursively.
+        Assert.That(Fails("{{ 1" + string.Concat(Enumerable.Repeat(" + 1", 300_000)) + " }}"), Does.Contain("too deeply"));
+
+        // (A plain {% set %} in a loop body is reset every iteration, as in Jinja2; namespace() carries state out.)
+        Assert.That(Fails("{% set ns = namespace(s='ab') %}{% for i in range(100) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}"),
+            Does.Contain("builds a string of 67,108,864 characters, over the limit of 33,554,432"));
+        Assert.That(Fails("{{ 'a' * 1000000000000 }}"), Does.Contain("over the limit of 33,554,432"));
+        Assert.That(Fails("{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"),
+            Does.Contain("builds a list of 2,097,152 items"));
+        // Python Jinja2's sandbox (what transformers uses) refuses the same range with this message.
+        Assert.That(Fails("{% for i in range(100001) %}{% endfor %}"),
+            Does.Contain("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."));
+        Assert.That(Fails("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"), Does.Contain("more than 10,000,000 steps"));
+        Assert.That(Fails("{% set ns = namespace(s='abcdefgh') %}{% for i in range(30) %}{% set ns.s = ns.s.replace('a', ns.s) %}{% endfor %}"),
+            Does.Contain("over the limit of 33,554,432"));
+        Assert.That(Fails("{% set ns = namespace(s='abcdefgh') %}{% for i in range(30) %}{% set ns.s = [ns.s, ns.s] | join('') %}{% endfor %}"),
+            Does.Contain("over the limit of 33,554,432"));
+    }
+
+    [Test]
+    public void ReplaceWithAnEmptyPatternFollowsPython()
+    {
+        // Python: "abc".replace("", "-") == "-a-b-c-" (.NET's string.Replace throws on an empty pattern).
+        Assert.That(ChatTemplate.Parse("{{ messages[0].content.replace('', '-') }}|{{ messages[0].content | replace('', '+') }}").Render([new("user", "abc")]),
+            Is.EqualTo("-a-b-c-|+a+b+c+"));
     }
 
     [Test]

@@ -33,7 +33,7 @@ public sealed class ChatTemplate
     /// <summary>Parses a template; special-token variables are given explicitly.</summary>
     /// <exception cref="TemplateException">The template uses syntax outside the supported subset; the message names it.</exception>
     public static ChatTemplate Parse(string template, string? bosToken = null, string? eosToken = null, string? padToken = null, string? unkToken = null) =>
-        new(template, JinjaParser.Parse(template), new Dictionary<string, object?>(StringComparer.Ordinal)
+        new(template, NestingGuard(() => JinjaParser.Parse(ArgumentNullExceptionOr(template))), new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["bos_token"] = bosToken ?? (object)Undefined.Instance,
             ["eos_token"] = eosToken ?? (object)Undefined.Instance,
@@ -109,6 +109,8 @@ public sealed class ChatTemplate
             ["range"] = (JinjaFunction)((args, _) =>
             {
                 long a = args.Count > 1 ? (long)args[0]! : 0, b = (long)args[args.Count > 1 ? 1 : 0]!;
+                if (b - a > JinjaEvaluator.MaxRange)      // jinja2.sandbox.safe_range, as transformers renders in a sandbox
+                    throw new TemplateException($"Range too big. The sandbox blocks ranges larger than MAX_RANGE ({JinjaEvaluator.MaxRange}).");
                 var r = new List<object?>();
                 for (var i = a; i < b; i++) r.Add(i);
                 return r;
@@ -116,7 +118,28 @@ public sealed class ChatTemplate
             ["strftime_now"] = (JinjaFunction)((args, _) => DateTime.Now.ToString(PythonDateFormat(JinjaEvaluator.ToStr(args.FirstOrDefault())),
                 System.Globalization.CultureInfo.InvariantCulture)),
         };
-        return JinjaEvaluator.Render(_source, _nodes, globals);
+        return NestingGuard(() => JinjaEvaluator.Render(_source, _nodes, globals));
+    }
+
+    private static string ArgumentNullExceptionOr(string template)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        return template;
+    }
+
+    /// <summary>Parsing and rendering recurse over the template's nesting; a hostile template nested thousands deep
+    /// ends here as a <see cref="TemplateException"/> instead of a stack overflow that would kill the process.</summary>
+    private static T NestingGuard<T>(Func<T> work)
+    {
+        try
+        {
+            return work();
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw new TemplateException("the chat template nests expressions or blocks too deeply to be evaluated (no real chat " +
+                                        "template does): use the model's original tokenizer_config.json.");
+        }
     }
 
     private static string PythonDateFormat(string f) =>

@@ -13,6 +13,25 @@ internal static class JinjaBuiltins
         c is >= '\u0009' and <= '\u000D' or >= '\u001C' and <= '\u0020' or '\u0085' or '\u00A0' or '\u1680'
             or >= '\u2000' and <= '\u200A' or '\u2028' or '\u2029' or '\u202F' or '\u205F' or '\u3000';
 
+    /// <summary>Python str.replace (an empty pattern inserts between every character), refused before allocating when
+    /// the result would be over <see cref="JinjaEvaluator.MaxStringLength"/>.</summary>
+    private static string Replace(JinjaEvaluator ev, string s, string old, string replacement, int pos)
+    {
+        long count = 0;
+        if (old.Length == 0)
+            count = s.Length + 1L;
+        else
+            for (var i = s.IndexOf(old, StringComparison.Ordinal); i >= 0; i = s.IndexOf(old, i + old.Length, StringComparison.Ordinal))
+                count++;
+        ev.CheckLength(s.Length + count * (replacement.Length - old.Length), pos);
+        if (old.Length > 0)
+            return s.Replace(old, replacement, StringComparison.Ordinal);
+        var sb = new StringBuilder(replacement);
+        foreach (var c in s)
+            sb.Append(c).Append(replacement);
+        return sb.ToString();
+    }
+
     internal static string PyStrip(string s, string? chars = null, bool left = true, bool right = true)
     {
         Func<char, bool> strip = chars is null ? IsPythonSpace : chars.Contains;
@@ -69,9 +88,14 @@ internal static class JinjaBuiltins
             case "reverse":
                 return v is string rs ? new string(rs.Reverse().ToArray()) : ev.Iterate(v, pos).Reverse().ToList();
             case "join":
-                return string.Join(args.Count > 0 ? JinjaEvaluator.ToStr(args[0]) : "", ev.Iterate(v, pos).Select(JinjaEvaluator.ToStr));
+            {
+                var separator = args.Count > 0 ? JinjaEvaluator.ToStr(args[0]) : "";
+                var parts = ev.Iterate(v, pos).Select(JinjaEvaluator.ToStr).ToList();
+                ev.CheckLength(parts.Sum(x => (long)x.Length) + (long)separator.Length * Math.Max(0, parts.Count - 1), pos);
+                return string.Join(separator, parts);
+            }
             case "replace":
-                return Str(ev, v, name, pos).Replace(Str(ev, args.ElementAtOrDefault(0), name, pos), Str(ev, args.ElementAtOrDefault(1), name, pos), StringComparison.Ordinal);
+                return Replace(ev, Str(ev, v, name, pos), Str(ev, args.ElementAtOrDefault(0), name, pos), Str(ev, args.ElementAtOrDefault(1), name, pos), pos);
             case "tojson":
                 return ToJson(v, kwargs.TryGetValue("indent", out var ind) && ind is long n ? (int)n : args.Count > 0 && args[0] is long n2 ? (int)n2 : null);
             default:
@@ -116,7 +140,7 @@ internal static class JinjaBuiltins
                 "title" => CultureInfo.InvariantCulture.TextInfo.ToTitleCase(s.ToLowerInvariant()),
                 "startswith" => s.StartsWith(Arg(0), StringComparison.Ordinal),
                 "endswith" => s.EndsWith(Arg(0), StringComparison.Ordinal),
-                "replace" => s.Replace(Arg(0), Arg(1), StringComparison.Ordinal),
+                "replace" => Replace(ev, s, Arg(0), Arg(1), pos),
                 "split" => (args.Count == 0 || args[0] is null
                     ? s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)
                     : s.Split(Arg(0))).Select(x => (object?)x).ToList(),

@@ -26,7 +26,15 @@ internal delegate object? JinjaFunction(List<object?> args, Dictionary<string, o
 /// </summary>
 internal sealed class JinjaEvaluator
 {
+    // Limits that keep a hostile chat_template (it comes from a file) from exhausting memory or time. Real templates
+    // over real conversations stay orders of magnitude below them. Ranges use Jinja's own sandbox limit, MAX_RANGE.
+    internal const int MaxStringLength = 1 << 25;        // 32M characters in any one string, the output included
+    internal const int MaxListLength = 1 << 20;
+    internal const int MaxRange = 100_000;
+    private const long MaxSteps = 10_000_000;            // statements executed + loop iterations
+
     private readonly string _src;
+    private long _steps;
     private readonly List<Dictionary<string, object?>> _scopes = [];
     private readonly StringBuilder _out = new();
 
@@ -49,7 +57,10 @@ internal sealed class JinjaEvaluator
 
     private void Exec(List<Node> nodes)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         foreach (var node in nodes)
+        {
+            Step(node.Position);
             switch (node)
             {
                 case TextNode t:
@@ -85,6 +96,29 @@ internal sealed class JinjaEvaluator
                     ExecFor(f);
                     break;
             }
+        }
+    }
+
+    private void Step(int pos)
+    {
+        if (++_steps > MaxSteps)
+            throw Error(pos, $"the template ran more than {MaxSteps:N0} steps (statements and loop iterations); a chat template " +
+                             "that does this is broken or hostile: use the model's original tokenizer_config.json");
+        if (_out.Length > MaxStringLength)
+            throw Error(pos, $"the rendered text is over {MaxStringLength:N0} characters: the conversation is far too long to score, or the template is hostile");
+    }
+
+    /// <summary>A string about to be built from parts of these lengths, refused before allocating when too long.</summary>
+    internal void CheckLength(long length, int pos)
+    {
+        if (length > MaxStringLength)
+            throw Error(pos, $"the template builds a string of {length:N0} characters, over the limit of {MaxStringLength:N0}");
+    }
+
+    internal void CheckCount(long count, int pos)
+    {
+        if (count > MaxListLength)
+            throw Error(pos, $"the template builds a list of {count:N0} items, over the limit of {MaxListLength:N0}");
     }
 
     private void ExecFor(ForNode f)
@@ -98,6 +132,7 @@ internal sealed class JinjaEvaluator
                 items = items.Where(item => { Bind(scope, f, item); return Truthy(Eval(f.Filter)); }).ToList();
             for (var k = 0; k < items.Count; k++)
             {
+                Step(f.Position);
                 scope.Clear();
                 Bind(scope, f, items[k]);
                 scope["loop"] = new Dictionary<string, object?>(StringComparer.Ordinal)
@@ -144,6 +179,7 @@ internal sealed class JinjaEvaluator
 
     private object? Eval(Expr e)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (e)
         {
             case Literal l:
@@ -199,13 +235,29 @@ internal sealed class JinjaEvaluator
         switch (b.Op)
         {
             case "~":
-                return ToStr(left) + ToStr(right);
+            {
+                string leftText = ToStr(left), rightText = ToStr(right);
+                CheckLength((long)leftText.Length + rightText.Length, b.Position);
+                return leftText + rightText;
+            }
             case "+":
-                if (left is string ls && right is string rs) return ls + rs;
-                if (left is List<object?> ll && right is List<object?> rl) return ll.Concat(rl).ToList();
+                if (left is string ls && right is string rs)
+                {
+                    CheckLength((long)ls.Length + rs.Length, b.Position);
+                    return ls + rs;
+                }
+                if (left is List<object?> ll && right is List<object?> rl)
+                {
+                    CheckCount((long)ll.Count + rl.Count, b.Position);
+                    return ll.Concat(rl).ToList();
+                }
                 return Arithmetic(b, left, right);
             case "-" or "*" or "/" or "//" or "%":
-                if (b.Op == "*" && left is string s && right is long n) return string.Concat(Enumerable.Repeat(s, (int)Math.Max(0, n)));
+                if (b.Op == "*" && left is string s && right is long n)
+                {
+                    CheckLength(s.Length * Math.Max(0, Math.Min(n, MaxStringLength + 1L)), b.Position);
+                    return string.Concat(Enumerable.Repeat(s, (int)Math.Max(0, n)));
+                }
                 return Arithmetic(b, left, right);
             case "==": return PyEquals(left, right);
             case "!=": return !PyEquals(left, right);

@@ -104,6 +104,7 @@ internal sealed class JinjaParser
 
     private Node ParseStatement()
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();   // hostile nesting: a catchable error, not a crash
         var kw = Next();
         switch (kw.Value)
         {
@@ -201,6 +202,7 @@ internal sealed class JinjaParser
 
     private Expr ParseOr(bool allowConditional)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();   // hostile nesting: a catchable error, not a crash
         var left = ParseAnd();
         while (IsName("or"))
         {
@@ -235,6 +237,7 @@ internal sealed class JinjaParser
 
     private Expr ParseNot()
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();   // hostile nesting: a catchable error, not a crash
         if (IsName("not"))
         {
             var p = Next().Position;
@@ -304,6 +307,7 @@ internal sealed class JinjaParser
 
     private Expr ParseUnary()
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();   // hostile nesting: a catchable error, not a crash
         if (IsOp("-") || IsOp("+"))
         {
             var t = Next();
