@@ -21,6 +21,9 @@ public sealed class Llama3Tokenizer
     /// distinct-word count of a few MB of English, so most words were re-merged; 64K keeps the common ones (a few MB).</summary>
     private const int PreTokenCacheSize = 65_536;
 
+    /// <summary>Largest tokenizer.json read (whole, to parse it): a bound on memory for a wrong or hostile file.</summary>
+    private const long MaxTokenizerJsonBytes = 256L << 20;
+
     private readonly TiktokenTokenizer _tokenizer;
     private readonly Dictionary<string, int> _added;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _addedLookup;
@@ -59,6 +62,11 @@ public sealed class Llama3Tokenizer
             throw new TokenizerException(
                 $"{jsonPath} is missing: the model directory needs the Hugging Face tokenizer.json of its model " +
                 "(copy it from the checkpoint, or re-export the model).", jsonPath);
+        var length = new FileInfo(jsonPath).Length;
+        if (length > MaxTokenizerJsonBytes)
+            throw new TokenizerException(
+                $"{jsonPath} is {length:N0} bytes, over the {MaxTokenizerJsonBytes:N0} bytes a tokenizer.json can plausibly be " +
+                "(Llama-3's is 9 MB): it is not a tokenizer file. Use the tokenizer.json that came with the model.", jsonPath);
         JsonDocument doc;
         try
         {
@@ -105,7 +113,9 @@ public sealed class Llama3Tokenizer
                 // its LRU cache, so once ~8K distinct words have been encoded they are evicted and "<|eot_id|>" comes
                 // out as 7 text tokens (seen after encoding the shared data; regression test
                 // SpecialTokensSurviveAFullEncodingCache). Encode splits them out itself instead.
-                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), null);
+                // The pattern comes from the file: a match timeout turns a catastrophically backtracking one into an
+                // exception instead of a hang (Llama-3's own pattern matches in linear time).
+                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(10)), null);
                 tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null, cacheSize: PreTokenCacheSize);
             }
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
