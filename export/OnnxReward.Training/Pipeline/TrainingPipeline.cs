@@ -33,6 +33,23 @@ public static class TrainingPipeline
         public void Report(string value) => report(value);
     }
 
+    /// <summary>
+    /// The preference pairs of one split part that the pipeline uses: loaded and split exactly as <see cref="Run"/> does,
+    /// keeping the pairs whose chosen and rejected conversations both tokenize within <see cref="TrainingOptions.MaxTrainLength"/>.
+    /// The model card's test figures are computed on exactly these pairs, so <c>onnxreward eval</c> on them reproduces it.
+    /// </summary>
+    public static IReadOnlyList<PreferencePair> UsablePairs(TrainingOptions o, SplitPart part)
+    {
+        var pairs = PreferenceData.LoadDirectory(Path.Combine(o.DataDirectory, "preferences"), new List<TrainingDataException>());
+        var ratings = RatingData.LoadDirectory(Path.Combine(o.DataDirectory, "ratings"));
+        var encoder = ConversationEncoder.Load(o.TokenizerDirectory);
+        var labels = ObjectiveLabels.Build(pairs, ratings, new DataSplit(), s => encoder.Tokenizer.Encode(s).Length);
+        var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);
+        return labels.Examples.Select((e, i) => (e, i)).Where(t => t.e.Pair >= 0 && t.e.Split == part).GroupBy(t => t.e.Pair)
+            .Where(g => g.All(t => data.IsUsable(t.i)) && g.Count() == 2)
+            .Select(g => pairs[g.Key]).ToList();
+    }
+
     public static TrainingResult Run(TrainingOptions o, IProgress<string>? progress = null)
     {
         var clock = Stopwatch.StartNew();

@@ -27,11 +27,7 @@ internal static class TrainCommand
     private static Command Run()
     {
         var data = DataOption();
-        var tokenizer = new Option<DirectoryInfo>("--tokenizer")
-        {
-            Description = "Folder with tokenizer.json (with [PAD]) and tokenizer_config.json (chat template).",
-            DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("..", "shared", "reference", "armorm-tiny")),
-        };
+        var tokenizer = TokenizerOption();
         var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Work folder (checkpoint/, model/, report.md, plots).", Required = true };
         var install = new Option<DirectoryInfo?>("--install") { Description = "Copy the exported model, its card and the report here (e.g. models/default)." };
         var quick = new Option<bool>("--quick") { Description = "Test scale: tiny backbone, 60 examples per dataset, few steps." };
@@ -81,14 +77,28 @@ internal static class TrainCommand
         Console.WriteLine($"installed: {target}");
     }
 
+    private static Option<DirectoryInfo> TokenizerOption() => new("--tokenizer")
+    {
+        Description = "Folder with tokenizer.json (with [PAD]) and tokenizer_config.json (chat template).",
+        DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("..", "shared", "reference", "armorm-tiny")),
+    };
+
     private static Command Split()
     {
         var data = DataOption();
+        var tokenizer = TokenizerOption();
         var part = new Option<string>("--part") { Description = "train, validation or test.", DefaultValueFactory = _ => "test" };
-        var output = new Option<FileInfo>("--out", "-o") { Description = "JSON lines {prompt, chosen, rejected, source}.", Required = true };
-        var command = new Command("split", "Write one part of the training split's preference pairs (the split is a pure function of the seed and the prompt).")
+        var maxLength = new Option<int>("--max-train-length")
         {
-            data, part, output,
+            Description = "Keep the pairs whose chosen and rejected conversations both fit in this many tokens, as training does.",
+            DefaultValueFactory = _ => 1024,
+        };
+        var output = new Option<FileInfo>("--out", "-o") { Description = "JSON lines {prompt, chosen, rejected, source}.", Required = true };
+        var command = new Command("split",
+            "Write the preference pairs of one part of the training split, exactly those the pipeline used (the split is a pure " +
+            "function of the seed and the prompt; pairs over --max-train-length tokens are left out as in training).")
+        {
+            data, tokenizer, part, maxLength, output,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -100,17 +110,19 @@ internal static class TrainCommand
                 var p => throw new CliException($"--part '{p}' is not one of train, validation, test."),
             };
             var dataDir = parse.GetValue(data)!;
+            var tokDir = parse.GetValue(tokenizer)!;
             if (!dataDir.Exists) throw new CliException($"--data {dataDir.FullName} does not exist.");
-            var pairs = PreferenceData.LoadDirectory(Path.Combine(dataDir.FullName, "preferences"), new List<TrainingDataException>());
-            var split = new DataSplit();
-            var n = 0;
+            if (!tokDir.Exists) throw new CliException($"--tokenizer {tokDir.FullName} does not exist.");
+            var options = new TrainingOptions
+            {
+                DataDirectory = dataDir.FullName, TokenizerDirectory = tokDir.FullName, OutputDirectory = Path.GetTempPath(),
+                MaxTrainLength = parse.GetValue(maxLength),
+            };
+            var pairs = TrainingPipeline.UsablePairs(options, wanted);
             using (var w = new StreamWriter(parse.GetValue(output)!.FullName))
-                foreach (var p in pairs.Where(p => split.Assign(p) == wanted))
-                {
+                foreach (var p in pairs)
                     w.WriteLine(JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected, source = p.Dataset }));
-                    n++;
-                }
-            Console.Error.WriteLine($"{n} {wanted.ToString().ToLowerInvariant()} pairs written");
+            Console.Error.WriteLine($"{pairs.Count} {wanted.ToString().ToLowerInvariant()} pairs written");
             return 0;
         }));
         return command;
