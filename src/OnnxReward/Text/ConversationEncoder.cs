@@ -41,7 +41,7 @@ internal sealed class ConversationEncoder
     }
 
     /// <summary>Renders (add_generation_prompt = false) and encodes a validated conversation.</summary>
-    public string Render(Conversation conversation, int index)
+    public string Render(Conversation conversation, int index = 0)
     {
         conversation.Validate(index);
         if (Template is null)
@@ -58,12 +58,19 @@ internal sealed class ConversationEncoder
         }
     }
 
-    public EncodedConversation Encode(Conversation conversation, int index) => EncodeTemplated(Render(conversation, index), index);
+    /// <summary>Renders and encodes a conversation; <paramref name="index"/> (the input's number) only labels errors.</summary>
+    public EncodedConversation Encode(Conversation conversation, int index = 0) => EncodeTemplated(Render(conversation, index), index);
+
+    /// <summary>Raw ids of text: added/special tokens in it are recognised, nothing (no BOS) is added, no positions.</summary>
+    public int[] EncodeText(string text) => Tokenizer.Encode(text);
+
+    /// <summary>Ids back to text (added tokens as their text).</summary>
+    public string Decode(IEnumerable<int> ids) => Tokenizer.Decode(ids);
 
     /// <summary>Encodes already templated text (special tokens recognised, nothing added) and finds the positions.
     /// The reward position follows HF <c>modeling_custom.py</c>: the token before the first pad token, else the last
     /// token (a literal <c>[PAD]</c> in the text is the pad token, as it is for HF).</summary>
-    public EncodedConversation EncodeTemplated(string text, int index)
+    public EncodedConversation EncodeTemplated(string text, int index = 0)
     {
         var ids = Tokenizer.Encode(text);
         if (ids.Length == 0)

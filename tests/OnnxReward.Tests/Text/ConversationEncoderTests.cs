@@ -41,6 +41,19 @@ public class ConversationEncoderTests
     }
 
     [Test]
+    public void EncoderExposesRawEncodeDecodeAndTheGatingPatternFromTheTokenizer()
+    {
+        var encoder = Encoder.Value;
+        // armorm.md §1.3: the pattern is the tokenizer's encoding of the assistant header (ids from the task statement).
+        Assert.That(encoder.GatingPattern, Is.EqualTo(new[] { 128009, 128006, 78191, 128007, 271 }));
+        // Raw encode: specials and ArmoRM's added [PAD] are one id each, no BOS is prepended (ids from tokenizer.json).
+        var ids = encoder.EncodeText("<|begin_of_text|>Hi<|eot_id|>[PAD]");
+        Assert.That(ids, Is.EqualTo(new[] { 128000, 13347, 128009, 128256 }));
+        Assert.That(encoder.Decode(ids), Is.EqualTo("<|begin_of_text|>Hi<|eot_id|>[PAD]"));
+        Assert.That(encoder.PadTokenId, Is.EqualTo(128256));
+    }
+
+    [Test]
     public void GoldenErrorCaseHasNoAssistantHeader()
     {
         var encoder = Encoder.Value;
