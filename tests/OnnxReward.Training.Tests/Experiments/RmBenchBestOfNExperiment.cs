@@ -103,6 +103,13 @@ public class RmBenchBestOfNExperiment
             sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", curve.Length)));
             sb.AppendLine("| E[correct of BoN(n)] | " + string.Join(" | ", curve.Select(v => v.ToString("P1", CultureInfo.InvariantCulture))) + " |");
             sb.AppendLine();
+            var peak = Array.IndexOf(curve, curve.Max());
+            sb.AppendLine(peak < curve.Length - 1
+                ? $"The curve peaks at n = {peak + 1} ({curve[peak]:P1}) and then falls to {curve[^1]:P1} at n = {curve.Length}: choosing among more " +
+                  "candidates by this proxy starts to pick answers the proxy over-rates (the over-optimisation shape of Gao et al. / Coste et al.), " +
+                  "though at this sample size the fall is within noise."
+                : $"The curve rises monotonically to {curve[^1]:P1} at n = {curve.Length}.");
+            sb.AppendLine();
         }
         sb.AppendLine("## Reading");
         sb.AppendLine(Reading(hits, rules.Select(r => r.Name).ToList(), n, randomExpectation / n));
