@@ -133,3 +133,43 @@ public class RewardModelConversationTests
         Assert.That(streamed.Select(s => s.Score), Is.EqualTo(sync.Select(s => s.Score)).Within(1e-5));
     }
 }
+
+/// <summary>Concurrent text scoring: template rendering and tokenization (with Microsoft.ML.Tokenizers' shared cache)
+/// under eight threads give the single-threaded ids and scores.</summary>
+public class RewardModelConcurrentTextTests
+{
+    [Test]
+    public void EightThreadsScoringConversationsGiveTheSingleThreadedResults()
+    {
+        using var model = RewardModel.Load(ExportedModels.ArmormTiny, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cpu });
+        var goldens = ExportedModels.ArmormTinyGoldens();
+        // 400 distinct conversations: the goldens, each with a numbered variation so the tokenizer cache keeps churning.
+        var conversations = Enumerable.Range(0, 400).Select(i =>
+        {
+            var g = Conversation.FromMessages(ScoringInput.ParseMessages(goldens[i % goldens.Count].Messages));
+            var m = g.Messages.ToList();
+            m[^1] = m[^1] with { Content = m[^1].Content + $" (variant {i}: word{i * 7919 % 100003})" };
+            return Conversation.FromMessages(m);
+        }).ToList();
+        var expected = model.Score(conversations);
+        var results = new RewardScore[8][];
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, t =>
+        {
+            var order = Enumerable.Range(0, conversations.Count).OrderBy(i => (i * (t + 3)) % conversations.Count).ToList();
+            var mine = new RewardScore[conversations.Count];
+            foreach (var chunk in order.Chunk(23))
+            {
+                var s = model.Score(chunk.Select(i => conversations[i]).ToList());
+                for (var j = 0; j < chunk.Length; j++)
+                    mine[chunk[j]] = s[j];
+            }
+            results[t] = mine;
+        });
+        for (var t = 0; t < 8; t++)
+            for (var i = 0; i < conversations.Count; i++)
+            {
+                Assert.That(results[t][i].TokenCount, Is.EqualTo(expected[i].TokenCount), $"thread {t} conversation {i}: same tokens");
+                Assert.That(results[t][i].Score, Is.EqualTo(expected[i].Score).Within(1e-5), $"thread {t} conversation {i}");
+            }
+    }
+}
