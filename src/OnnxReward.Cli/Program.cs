@@ -22,6 +22,7 @@ public static class Program
                      EvalCommand.Create(),
                      BonCommand.Create(),
                      TrainCommand.Create(),
+                     ServeCommand.Create(),
                  })
             root.Subcommands.Add(command);
         return root;

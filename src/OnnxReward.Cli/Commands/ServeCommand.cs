@@ -1,0 +1,77 @@
+using System.CommandLine;
+using OnnxReward.Cli.IO;
+using OnnxReward.Cli.Serving;
+
+namespace OnnxReward.Cli.Commands;
+
+/// <summary><c>onnxreward serve</c>: the HTTP scoring service (see <see cref="ScoringServer"/>).</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var model = CommandSupport.ModelOption();
+        var ep = CommandSupport.ProviderOption();
+        var budget = CommandSupport.BatchTokensOption();
+        var truncation = CommandSupport.TruncationOption();
+        var maxLength = CommandSupport.MaxLengthOption();
+        var urls = new Option<string>("--urls")
+        {
+            Description = "Where to listen (semicolon-separated). Loopback by default; binding elsewhere without --api-key is warned about.",
+            DefaultValueFactory = _ => "http://127.0.0.1:8000",
+        };
+        var maxWait = new Option<double>("--max-wait-ms") { Description = "Longest a request waits for others to batch with.", DefaultValueFactory = _ => 5 };
+        var maxBatch = new Option<int>("--max-batch-size") { Description = "Most rows per scoring round across requests (1 = no cross-request batching).", DefaultValueFactory = _ => 64 };
+        var queue = new Option<int>("--queue-capacity") { Description = "Most rows admitted and unanswered; beyond it 503 + Retry-After.", DefaultValueFactory = _ => 1024 };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 above).", DefaultValueFactory = _ => 8L << 20 };
+        var maxConversations = new Option<int>("--max-conversations") { Description = "Most conversations per request (413 above).", DefaultValueFactory = _ => 256 };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer <key>' (default: ONNXREWARD_API_KEY; none = open)." };
+        var shutdown = new Option<double>("--shutdown-timeout-s") { Description = "How long shutdown waits for accepted requests.", DefaultValueFactory = _ => 30 };
+        var command = new Command("serve",
+            "HTTP scoring service: POST /v1/score, /v1/bon, /get_reward (OpenRLHF), /v1/classify (vLLM/SGLang); GET /health, /metrics, /openapi.json.")
+        {
+            model, ep, budget, truncation, maxLength, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
+        };
+        command.SetAction(parse => CommandSupport.Guard(() =>
+        {
+            var key = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("ONNXREWARD_API_KEY");
+            var settings = new ServeSettings
+            {
+                Urls = parse.GetValue(urls)!,
+                MaxWaitMs = parse.GetValue(maxWait),
+                MaxBatchSize = parse.GetValue(maxBatch),
+                MaxBatchTokens = parse.GetValue(budget),
+                QueueCapacity = parse.GetValue(queue),
+                MaxBodyBytes = parse.GetValue(maxBody),
+                MaxConversations = parse.GetValue(maxConversations),
+                ApiKey = string.IsNullOrEmpty(key) ? null : key,
+                ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
+            };
+            settings.Validate();
+            var dir = parse.GetValue(model);
+            if (dir is null)
+                _ = CommandSupport.DefaultModelDirectory();            // fail before binding when there is no model at all
+            else if (!dir.Exists)
+                throw new CliException($"--model {dir.FullName} does not exist.");
+            foreach (var url in settings.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                if (!IsLoopback(url) && settings.ApiKey is null)
+                    Console.Error.WriteLine($"warning: listening on {url}, beyond loopback, with no API key: anyone who can reach it can use it.");
+
+            var server = ScoringServer.Create(settings, () => CommandSupport.LoadModel(dir, parse.GetValue(ep)!, parse.GetValue(budget),
+                parse.GetValue(truncation)!, parse.GetValue(maxLength)));
+            server.StartAsync().GetAwaiter().GetResult();
+            Console.Error.WriteLine($"onnxreward serve: listening on {string.Join(", ", server.Urls)}; loading the model (GET /health is 503 until ready).");
+            _ = server.Ready.ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully)
+                    Console.Error.WriteLine("onnxreward serve: model loaded, ready.");
+            }, TaskScheduler.Default);
+            server.RunAsync().GetAwaiter().GetResult();
+            Console.Error.WriteLine("onnxreward serve: stopped (accepted requests finished, queue drained).");
+            return server.LoadError is null ? 0 : 1;
+        }));
+        return command;
+    }
+
+    private static bool IsLoopback(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var u) && (u.IsLoopback || u.Host == "localhost");
+}
