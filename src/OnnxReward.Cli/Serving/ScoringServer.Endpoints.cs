@@ -121,8 +121,9 @@ internal sealed partial class ScoringServer
     }
 
     // ---- POST /get_reward: OpenRLHF's remote reward model --------------------------------------------------------
-    // Shape from OpenRLHF openrlhf/cli/serve_rm.py (`data.get("query")` → JSONResponse({"rewards": …, "scores": …}))
-    // and openrlhf/utils/remote_rm_utils.py (POST {"query": [...], "prompts": [...], "labels": [...]}, reads "rewards").
+    // Shape from OpenRLHF openrlhf/cli/serve_rm.py (`queries = data.get("query")` → JSONResponse({"rewards": rewards});
+    // later versions add "scores" beside it) and openrlhf/utils/remote_rm_utils.py (request_api_wrapper POSTs JSON and
+    // reads score_key="rewards"; the trainer sends "query" plus "prompts"/"labels", which are accepted and ignored).
 
     private async Task<Action<Utf8JsonWriter>> GetReward(JsonElement body, RewardModel model, DynamicBatcher batcher)
     {

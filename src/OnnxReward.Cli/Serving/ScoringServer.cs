@@ -269,6 +269,8 @@ internal sealed partial class ScoringServer : IAsyncDisposable
     {
         if (ctx.Response.HasStarted)
             return Task.CompletedTask;
+        if (e.Status == StatusCodes.Status413PayloadTooLarge)
+            ctx.Response.Headers.Connection = "close";    // the unread rest of the body makes the connection unusable
         if (e.Status == StatusCodes.Status503ServiceUnavailable)
             ctx.Response.Headers.RetryAfter = _settings.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return WriteJson(ctx, e.Status, w =>

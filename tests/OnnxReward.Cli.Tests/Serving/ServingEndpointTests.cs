@@ -96,8 +96,9 @@ public class ServingEndpointTests
     [Test]
     public async Task GetRewardSpeaksOpenRlhfsRemoteRewardModelShape()
     {
-        // OpenRLHF openrlhf/cli/serve_rm.py: POST /get_reward {"query": [...]} → {"rewards": [...], "scores": [...]};
-        // its client (openrlhf/utils/remote_rm_utils.py, request_api_wrapper) also sends "prompts"/"labels" and reads "rewards".
+        // OpenRLHF openrlhf/cli/serve_rm.py: POST /get_reward {"query": [...]} → {"rewards": [...]} ("scores" beside it in
+        // later versions); its client (openrlhf/utils/remote_rm_utils.py, request_api_wrapper) reads "rewards" and the
+        // trainer also sends "prompts"/"labels".
         await using var s = await Start();
         var texts = Conversations.Select(c => TinyModel.Encoder.Render(c)).ToList();
         Assert.That(texts, Has.All.StartWith("<|begin_of_text|>"), "the Llama-3 template emits BOS itself");

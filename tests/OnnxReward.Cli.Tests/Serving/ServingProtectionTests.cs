@@ -28,8 +28,18 @@ public class ServingProtectionTests
         chunked.Headers.ContentType = new("application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/score") { Content = chunked };
         request.Headers.TransferEncodingChunked = true;
-        using var response = await s.Client.SendAsync(request);
-        Assert.That((int)response.StatusCode, Is.EqualTo(413), await response.Content.ReadAsStringAsync());
+        // The server answers 413 as soon as the limit is passed and stops reading; depending on timing the client either
+        // reads that 413 or finds the connection closed while it is still writing (broken pipe). Both mean the body was
+        // refused; what must never happen is a 2xx.
+        try
+        {
+            using var response = await s.Client.SendAsync(request);
+            Assert.That((int)response.StatusCode, Is.EqualTo(413), await response.Content.ReadAsStringAsync());
+        }
+        catch (HttpRequestException e) when (e.InnerException is IOException)
+        {
+            TestContext.Out.WriteLine($"server closed the oversized chunked upload before the client finished writing: {e.InnerException.Message}");
+        }
 
         (status, _) = await s.PostJson("/v1/score", One);
         Assert.That(status, Is.EqualTo(200), "a body under the limit is served");
