@@ -6,42 +6,65 @@ using TorchSharp;
 namespace OnnxReward.Benchmarks;
 
 /// <summary>
-/// The same mid-size weights and batch through (baseline) the TorchSharp eager reference forward — what a .NET user would
-/// otherwise write — and the fused ONNX graph on the CPU EP (RewardModel.ScoreTokens: IO binding, pooled buffers).
-/// Ratio column = time relative to TorchSharp, so fused ORT ÷ TorchSharp throughput = 1 / Ratio (design.md target ≥ 3).
-/// Both run with 2 intra-op threads (this machine's cores). Model FLOPs per token ≈ 2 × MidSizeModel.MatmulParameters.
+/// One batch of B chat-shaped rows of T tokens on the mid-size model (MidSizeModel: d 512, 8 layers, GQA 8/2, FFN 1536,
+/// vocab 128,257), three ways, all with 2 intra-op threads (this machine's 2 cores):
+///  - baseline: the TorchSharp eager reference forward (ReferenceRewardModel) — what a .NET user would otherwise write;
+///  - the fused ONNX graph on the CPU EP through the public API (RewardModel.ScoreTokens: IO binding, pooled buffers);
+///  - the machine ceiling: fp32 MatMuls at the model's GEMM shapes for the same N = B·T in one ORT session (MatMulCeiling).
+/// Ratio column = time ÷ TorchSharp time, so fused ÷ eager throughput = 1 / Ratio (design.md: ≥ 3).
+/// "of ceiling" = model FLOP/s (MidSizeModel.ModelFlops, llm.c style) ÷ the ceiling's GFLOP/s (design.md: ≥ 0.7).
 /// </summary>
 [MemoryDiagnoser]
-public class FusedGraphBenchmarks
+[Config(typeof(RateColumnsConfig))]
+public class FusedGraphBenchmarks : IWorkCounter
 {
+    private const int Threads = 2;
     private RewardModel _model = null!;
     private ReferenceRewardModel _torch = null!;
     private Checkpoint _checkpoint = null!;
+    private MatMulCeiling _ceiling = null!;
     private int[][] _rows = [];
     private torch.Tensor _ids = null!, _rewardPos = null!, _gatingPos = null!;
 
-    [Params("1x512", "8x256", "32x128")]
+    [Params("1x512", "8x256", "16x512", "32x128")]
     public string Shape { get; set; } = "8x256";
+
+    private static (int B, int T) Parse(string shape)
+    {
+        var parts = shape.Split('x');
+        return (int.Parse(parts[0]), int.Parse(parts[1]));
+    }
 
     [GlobalSetup]
     public void Setup()
     {
         MidSizeModel.Ensure();
-        var parts = Shape.Split('x');
-        int b = int.Parse(parts[0]), t = int.Parse(parts[1]);
+        var (b, t) = Parse(Shape);
         _rows = MidSizeModel.Rows(b, t);
         _model = RewardModel.Load(MidSizeModel.ModelDirectory, new RewardModelOptions
         {
-            ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = 2, MaxBatchTokens = b * t, MaxBatchSize = b,
+            ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = Threads, MaxBatchTokens = b * t, MaxBatchSize = b,
         });
-        torch.set_num_threads(2);
+        torch.set_num_threads(Threads);
         _checkpoint = Checkpoint.Open(MidSizeModel.CheckpointDirectory);
         _torch = ReferenceRewardModel.Load(_checkpoint);
         _ids = torch.tensor(_rows.SelectMany(r => r.Select(x => (long)x)).ToArray(), [b, t]);
         _rewardPos = torch.full(b, t - 1, torch.int64);
         _gatingPos = torch.full(b, t / 2, torch.int64);
-        var flops = 2.0 * MidSizeModel.MatmulParameters * b * t;
-        Console.WriteLine($"// {Shape}: {b * t} tokens, {flops / 1e9:F2} GFLOP of matmuls per forward");
+        _ceiling = new MatMulCeiling(b * t, layers: 2, Threads);
+
+        // Check before timing (llm.c's rule): both forwards agree on this batch's scores.
+        var fused = _model.ScoreTokens(_rows);
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope())
+        {
+            var eager = _torch.Forward(_ids, _rewardPos, _gatingPos).Score.data<float>().ToArray();
+            var maxDiff = fused.Select((s, i) => Math.Abs(s.Score - eager[i])).Max();
+            if (maxDiff > 2e-3f) // fp32 both ways; summation order differs (MLAS vs libtorch GEMMs), ~1e-5 relative per layer
+                throw new InvalidOperationException($"fused ORT and TorchSharp scores differ by {maxDiff} on {Shape}; the timings would compare different work.");
+            Console.WriteLine($"// {Shape}: {b * t} tokens, model {MidSizeModel.ModelFlops(b, t) / 1e9:F2} GFLOP, ceiling graph {_ceiling.Flops / 1e9:F2} GFLOP; " +
+                              $"|fused − eager| score max {maxDiff:E1}; threads: ORT intra-op {Threads}, torch {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})");
+        }
     }
 
     [Benchmark(Baseline = true, Description = "TorchSharp eager forward")]
@@ -49,12 +72,19 @@ public class FusedGraphBenchmarks
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        using var o = _torch.Forward(_ids, _rewardPos, _gatingPos);
+        var o = _torch.Forward(_ids, _rewardPos, _gatingPos);
         return o.Score.sum().item<float>();
     }
 
     [Benchmark(Description = "fused ONNX graph, CPU EP")]
     public float FusedOrt() => _model.ScoreTokens(_rows)[0].Score;
+
+    [Benchmark(Description = "ceiling: MatMul-only graph")]
+    public float MatMulCeiling()
+    {
+        _ceiling.Run();
+        return _ceiling.Probe();
+    }
 
     [GlobalCleanup]
     public void Cleanup()
@@ -62,5 +92,24 @@ public class FusedGraphBenchmarks
         _model.Dispose();
         _torch.Dispose();
         _checkpoint.Dispose();
+        _ceiling.Dispose();
+    }
+
+    string? IWorkCounter.CeilingMethod => nameof(MatMulCeiling);
+
+    (double Tokens, double Flops)? IWorkCounter.Work(string method, IReadOnlyDictionary<string, object> parameters)
+    {
+        var (b, t) = Parse((string)parameters[nameof(Shape)]);
+        return method == nameof(MatMulCeiling)
+            ? (b * t, CeilingFlops(b * t))
+            : (b * t, MidSizeModel.ModelFlops(b, t));
+    }
+
+    /// <summary>The ceiling graph's FLOPs for N rows and 2 layers (as MatMulCeiling counts them).</summary>
+    private static double CeilingFlops(int n)
+    {
+        var c = MidSizeModel.Config;
+        long d = c.HiddenSize, f = c.IntermediateSize, dkv = c.NumKeyValueHeads * c.HeadDim;
+        return 2 * 2.0 * n * (d * (d + 2 * dkv) + d * d + d * 2 * f + f * d);
     }
 }

@@ -6,7 +6,8 @@ namespace OnnxReward.Benchmarks;
 /// <summary>
 /// design.md's mid-size Llama-3-shaped reward model (d 512, 8 layers, GQA 8/2, FFN 1536, vocab 128,257, 19 objectives,
 /// gating 3×256) with seeded random weights, written once to /tmp as a bf16 Hugging Face checkpoint and exported to an
-/// fp32 model directory (never committed; regenerated when absent).
+/// fp32 model directory (never committed; regenerated when absent). The checkpoint folder gets armorm-tiny's Llama-3
+/// tokenizer files, so the exported directory also scores text (front-end benchmarks).
 /// </summary>
 internal static class MidSizeModel
 {
@@ -18,18 +19,38 @@ internal static class MidSizeModel
 
     public static readonly RewardHeadConfig Head = new() { NumObjectives = 19, GatingHiddenDim = 256, GatingNHidden = 3 };
 
-    private static readonly string Root = Path.Combine(Path.GetTempPath(), "onnxreward-bench-midsize-v1");
+    private static readonly string Root = Path.Combine(Path.GetTempPath(), "onnxreward-bench-midsize-v2");
     public static string CheckpointDirectory => Path.Combine(Root, "checkpoint");
     public static string ModelDirectory => Path.Combine(Root, "model");
 
-    /// <summary>Matmul parameters per token (every Linear of the backbone and head; the embedding is a gather).</summary>
-    public static long MatmulParameters
+    // FLOP count, llm.c style (gpt2_estimate_mfu: 2 FLOPs per multiply-add, "6N + 12·L·H·Q·T" for training; the forward
+    // is a third of that: 2N per token + 4·L·T·D per token for attention). Legend: B rows, T tokens per row, L layers,
+    // D hidden, F FFN width, Dkv = Hkv·Dh, P = 2 gathered positions per row (reward and gating).
+    // Only FLOPs the fused graph must execute are counted: the last layer's MLP runs on the P gathered positions, not on
+    // all T (LlamaRewardGraph gathers before it), so it is credited for B·P tokens; the head (19 objectives, 3×256 gating)
+    // is < 0.1 % and left out. Attention counts the full T×T score and value products (QKᵀ and AV: 2·T·D each per
+    // token), as llm.c does — a causal kernel skips about half of it, so this slightly over-credits attention.
+
+    /// <summary>Weights of one layer's attention Linears (packed QKV + o_proj): D·(D + 2·Dkv) + D·D.</summary>
+    public static long AttentionLinearParameters
     {
-        get
-        {
-            long d = Config.HiddenSize, f = Config.IntermediateSize, kv = Config.NumKeyValueHeads * Config.HeadDim;
-            return Config.NumHiddenLayers * (d * d + 2 * d * kv + d * d + 3 * d * f);
-        }
+        get { long d = Config.HiddenSize, kv = Config.NumKeyValueHeads * Config.HeadDim; return d * (d + 2 * kv) + d * d; }
+    }
+
+    /// <summary>Weights of one layer's MLP (gate, up, down): 3·D·F.</summary>
+    public static long MlpParameters => 3L * Config.HiddenSize * Config.IntermediateSize;
+
+    /// <summary>Matmul parameters per token of a full forward (every backbone Linear; the embedding is a gather).</summary>
+    public static long MatmulParameters => Config.NumHiddenLayers * (AttentionLinearParameters + MlpParameters);
+
+    /// <summary>FLOPs the fused graph executes for B rows of T tokens (formula above).</summary>
+    public static double ModelFlops(int b, int t)
+    {
+        const int p = 2;
+        double l = Config.NumHiddenLayers, d = Config.HiddenSize, tokens = (double)b * t;
+        var linear = 2 * tokens * (l * AttentionLinearParameters + (l - 1) * MlpParameters) + 2.0 * b * p * MlpParameters;
+        var attention = 4.0 * l * b * t * (double)t * d;
+        return linear + attention;
     }
 
     public static void Ensure()
@@ -39,6 +60,11 @@ internal static class MidSizeModel
         if (Directory.Exists(Root))
             Directory.Delete(Root, true);
         var rng = new Random(20261125);
+        Directory.CreateDirectory(CheckpointDirectory);
+        var tokenizer = Path.Combine(SharedPaths.Shared(), "reference", "armorm-tiny");
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
+            if (File.Exists(Path.Combine(tokenizer, file)))
+                File.Copy(Path.Combine(tokenizer, file), Path.Combine(CheckpointDirectory, file));
         using (var w = new HuggingFaceCheckpointWriter(CheckpointDirectory))
         {
             foreach (var (name, shape, _) in CheckpointLayout.Expected(Config, Head))

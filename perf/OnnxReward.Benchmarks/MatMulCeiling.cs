@@ -1,0 +1,98 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using OnnxReward.Export.Graph;
+using OnnxReward.Export.Onnx;
+
+namespace OnnxReward.Benchmarks;
+
+/// <summary>
+/// The machine ceiling for the FLOP-rate target: an ORT session holding nothing but fp32 MatMuls at the mid-size model's
+/// GEMM shapes, built with the exporter's <see cref="GraphBuilder"/> and run with the scoring session's settings
+/// (ORT_ENABLE_ALL, the same intra-op thread count, inputs and outputs bound once with IO binding).
+/// Per layer, N = B·T rows:
+///   [N, D]·[D, D + 2·Dkv]  packed QKV   [N, 512]·[512, 768]
+///   [N, D]·[D, D]          o_proj       [N, 512]·[512, 512]
+///   [N, D]·[D, 2F]         gate/up      [N, 512]·[512, 3072]
+///   [N, F]·[F, D]          down_proj    [N, 1536]·[1536, 512]
+/// Every product is a graph output (so none can be pruned) written into a preallocated buffer; distinct random weights
+/// per layer, so the weights stream from memory as the model's do. FLOPs = 2·N·Σ K·M (exact for MatMul).
+/// </summary>
+internal sealed class MatMulCeiling : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly OrtIoBinding _binding;
+    private readonly RunOptions _runOptions = new();
+    private readonly List<OrtValue> _values = [];
+
+    public MatMulCeiling(int rows, int layers, int intraOpThreads)
+    {
+        Rows = rows;
+        long d = MidSizeModel.Config.HiddenSize, f = MidSizeModel.Config.IntermediateSize;
+        long dkv = MidSizeModel.Config.NumKeyValueHeads * MidSizeModel.Config.HeadDim;
+        (long K, long M, string Name, bool FromFfn)[] shapes =
+        [
+            (d, d + 2 * dkv, "qkv_proj", false), (d, d, "o_proj", false), (d, 2 * f, "gate_up_proj", false), (f, d, "down_proj", true),
+        ];
+        var rng = new Random(7);
+        var g = new GraphBuilder("matmul_ceiling");
+        var h = g.Input("h", ElementType.Float, "rows", d);          // [N, D]
+        var m = g.Input("m", ElementType.Float, "rows", f);          // [N, F]
+        var outputs = new List<(string Name, long Width)>();
+        for (var layer = 0; layer < layers; layer++)
+            foreach (var (k, width, name, fromFfn) in shapes)
+            {
+                var w = new float[k * width];
+                var scale = (float)(1 / Math.Sqrt(k));
+                for (var i = 0; i < w.Length; i++)
+                    w[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+                var weight = g.Constant($"layers.{layer}.{name}.weight", ElementType.Float, [k, width], w);
+                var y = g.MatMul(fromFfn ? m : h, weight, $"/layers.{layer}/{name}/MatMul");   // [N, width]
+                g.Output(y, $"layers.{layer}.{name}", ElementType.Float, "rows", width);
+                outputs.Add(($"layers.{layer}.{name}", width));
+                Flops += 2.0 * rows * k * width;
+            }
+        var model = g.ToModel([], "bench", new Dictionary<string, string>());
+
+        using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = intraOpThreads };
+        _session = new InferenceSession(model.ToByteArray(), so);
+        _binding = _session.CreateIoBinding();
+        Bind("h", rows, d, input: true, rng);
+        Bind("m", rows, f, input: true, rng);
+        foreach (var (name, width) in outputs)
+            Bind(name, rows, width, input: false, rng);
+    }
+
+    /// <summary>N = B·T, the GEMM row count.</summary>
+    public int Rows { get; }
+
+    /// <summary>FLOPs per <see cref="Run"/>.</summary>
+    public double Flops { get; }
+
+    public void Run() => _session.RunWithBinding(_runOptions, _binding);
+
+    /// <summary>Reads one output element (so the benchmark returns something the run produced).</summary>
+    public float Probe() => _values[^1].GetTensorDataAsSpan<float>()[0];
+
+    private void Bind(string name, int rows, long width, bool input, Random rng)
+    {
+        var buffer = new float[rows * width];
+        if (input)
+            for (var i = 0; i < buffer.Length; i++)
+                buffer[i] = (float)(rng.NextDouble() * 2 - 1);
+        var value = OrtValue.CreateTensorValueFromMemory(buffer, [rows, width]);
+        _values.Add(value);
+        if (input)
+            _binding.BindInput(name, value);
+        else
+            _binding.BindOutput(name, value);
+    }
+
+    public void Dispose()
+    {
+        _binding.Dispose();
+        foreach (var v in _values)
+            v.Dispose();
+        _runOptions.Dispose();
+        _session.Dispose();
+    }
+}
