@@ -73,7 +73,7 @@ public sealed partial class RewardModel
         var d = _session.HiddenSize;
         var buffers = new Buffers();
         var batchIds = new List<ReadOnlyMemory<int>>(Options.MaxBatchSize);
-        foreach (var plan in TokenBudgetBatcher.Plan(lengths, Options.MaxBatchTokens, Options.MaxBatchSize))
+        foreach (var plan in TokenBudgetBatcher.Plan(lengths, Options.MaxBatchTokens, Options.MaxBatchSize, Options.MaxPaddingWaste))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var b = plan.Items.Length;

@@ -43,6 +43,10 @@ public sealed record RewardModelOptions
     /// <summary>Most rows in one batch. Default 64.</summary>
     public int MaxBatchSize { get; init; } = 64;
 
+    /// <summary>Largest fraction of a batch's padded tokens that may be padding (rows are sorted by length and a batch
+    /// closes before the row that would push it over). Default 0.10; 1 = bounded by the token budget alone.</summary>
+    public double MaxPaddingWaste { get; init; } = 0.10;
+
     /// <summary>Longest accepted conversation in tokens; null = the model's own limit (manifest max_sequence_length).</summary>
     public int? MaxSequenceLength { get; init; }
 
@@ -63,6 +67,8 @@ public sealed record RewardModelOptions
             throw new ArgumentOutOfRangeException(nameof(MaxBatchTokens), MaxBatchTokens, "MaxBatchTokens must be at least 1; 8192 is a good start on CPU.");
         if (MaxBatchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "MaxBatchSize must be at least 1.");
+        if (!(MaxPaddingWaste is >= 0 and <= 1))
+            throw new ArgumentOutOfRangeException(nameof(MaxPaddingWaste), MaxPaddingWaste, "MaxPaddingWaste is a fraction between 0 and 1 (0.10 by default).");
         if (MaxSequenceLength is < 2)
             throw new ArgumentOutOfRangeException(nameof(MaxSequenceLength), MaxSequenceLength, "MaxSequenceLength must be at least 2 tokens, or null for the model's own limit.");
         if (IntraOpThreads < 0)

@@ -9,16 +9,21 @@ internal readonly record struct BatchPlan(int[] Items, int PaddedLength)
 
 /// <summary>
 /// Packs requests into right-padded batches under a token budget (TEI's queue.rs idea): sort by length, longest first,
-/// and close a batch when one more row would push rows × padded length over the budget or the row cap. Sorting keeps
-/// rows of similar length together, so padding waste stays small; a row longer than the budget runs alone.
+/// and close a batch when one more row would push rows × padded length over the budget or the row cap, or would make
+/// the batch's padding exceed <c>maxPaddingWaste</c> of its padded tokens. Sorting keeps rows of similar length
+/// together; the waste bound stops a long-tailed length distribution from padding short rows up to a long one (a few
+/// more, smaller batches instead: on the CPU a batch costs about its padded tokens, so that is a net win, and on a GPU
+/// the budget still keeps batches wide). A row longer than the budget runs alone.
 /// Because attention is causal and padding is on the right, the batch a request lands in never changes its score.
 /// </summary>
 internal static class TokenBudgetBatcher
 {
-    public static List<BatchPlan> Plan(ReadOnlySpan<int> lengths, int maxBatchTokens, int maxBatchSize)
+    public static List<BatchPlan> Plan(ReadOnlySpan<int> lengths, int maxBatchTokens, int maxBatchSize, double maxPaddingWaste = 1.0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchSize, 1);
+        if (!(maxPaddingWaste is >= 0 and <= 1))
+            throw new ArgumentOutOfRangeException(nameof(maxPaddingWaste), maxPaddingWaste, "the padding bound is a fraction between 0 and 1.");
         var order = new int[lengths.Length];
         for (var i = 0; i < order.Length; i++)
         {
@@ -37,8 +42,16 @@ internal static class TokenBudgetBatcher
         {
             var padded = keys[order[start]];                  // the first row is the longest of its batch
             var rows = 1;
+            long real = padded;
             while (start + rows < order.Length && rows < maxBatchSize && (long)(rows + 1) * padded <= maxBatchTokens)
+            {
+                // Rows arrive shortest-last, so the batch's waste only grows: stop at the first row over the bound.
+                var next = keys[order[start + rows]];
+                if (1.0 - (double)(real + next) / ((rows + 1L) * padded) > maxPaddingWaste)
+                    break;
+                real += next;
                 rows++;
+            }
             plans.Add(new BatchPlan(order.AsSpan(start, rows).ToArray(), padded));
             start += rows;
         }

@@ -45,6 +45,30 @@ public class TokenBudgetBatcherTests
         Assert.That(fixedWaste, Is.GreaterThan(sortedWaste));
     }
 
+    [TestCase(0.10)]
+    [TestCase(0.05)]
+    [TestCase(0.0)]
+    public void EveryMultiRowBatchStaysWithinThePaddingBound(double bound)
+    {
+        // 128 long-tailed lengths under a 4,096 budget: without the bound the first batches pad short rows to long ones.
+        var lengths = RandomLengths(128, seed: 11);
+        var unbounded = TokenBudgetBatcher.Plan(lengths, 4096, 64);
+        var plans = TokenBudgetBatcher.Plan(lengths, 4096, 64, bound);
+        Assert.That(plans.SelectMany(p => p.Items).Order(), Is.EqualTo(Enumerable.Range(0, 128)), "each request in exactly one batch");
+        foreach (var p in plans)
+        {
+            var waste = TokenBudgetBatcher.PaddingWaste([p], lengths);
+            Assert.That(waste, Is.LessThanOrEqualTo(bound + 1e-12), $"batch of {p.Items.Length} rows padded to {p.PaddedLength}");
+        }
+        var total = TokenBudgetBatcher.PaddingWaste(plans, lengths);
+        TestContext.Out.WriteLine($"bound {bound:P0}: {plans.Count} batches, waste {total:P1}; unbounded {unbounded.Count} batches, waste {TokenBudgetBatcher.PaddingWaste(unbounded, lengths):P1}");
+        Assert.That(total, Is.LessThan(TokenBudgetBatcher.PaddingWaste(unbounded, lengths)));
+        if (bound == 0)
+            Assert.That(plans.All(p => p.Items.All(i => lengths[i] == p.PaddedLength)), "bound 0: only equal lengths share a batch");
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenBudgetBatcher.Plan(lengths, 4096, 64, 1.5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenBudgetBatcher.Plan(lengths, 4096, 64, double.NaN));
+    }
+
     [Test]
     public void PlanIsDeterministicAndFixedPlanKeepsInputOrder()
     {
