@@ -4,5 +4,12 @@ namespace OnnxReward.Benchmarks;
 
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    /// <summary>BenchmarkDotNet's switcher; <c>chart &lt;csv&gt; &lt;png&gt;</c> draws perf/README's chart from a report instead.</summary>
+    public static int Main(string[] args)
+    {
+        if (args is ["chart", ..])
+            return Chart.Run(args);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }
