@@ -10,11 +10,12 @@ using OnnxReward;
 // concurrency level, then it stops. Every answer is checked against the library scoring the same conversation alone.
 //
 //   dotnet run -c Release --project perf/LoadTest -- --model <dir> [--server <onnxreward app host>] [--requests 256]
-//       [--levels 1,4,16,64] [--overload 256] [--queue-capacity 8] [--serve-args "--max-wait-ms 0"]
+//       [--levels 1,4,16,64] [--overload 256] [--queue-capacity 8] [--serve-args "--max-wait-ms 5"]
 //
-// Runs: the server with its defaults (dynamic batching) and with --max-batch-size 1 (one conversation per scoring
-// round: the one-at-a-time baseline), each at every level; then an overload run (more concurrent requests than the
-// queue holds) that must produce 503s while GET /health stays 200.
+// Runs: two servers side by side, one with its defaults (dynamic batching) plus --serve-args, one with
+// --max-batch-size 1 (one conversation per scoring round: the one-at-a-time baseline), each level in A-B-B-A order;
+// then an overload run (more concurrent requests than the queue holds) that must produce 503s while GET /health
+// stays 200. Exit code 1 on any wrong or lost answer, or an overload run without 503s or with an unhealthy /health.
 
 var options = Args.Parse(args);
 var model = options.Get("--model") ?? throw new ArgumentException("--model <dir> is required (an exported model directory).");
@@ -40,38 +41,61 @@ Console.WriteLine($"model {model}: {inputs.Count} distinct conversations, {expec
 Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs; server and this client share them.");
 Console.WriteLine();
 
-// 2. Throughput and latency per level, batching on and off.
-var rows = new List<(int Level, LevelResult Batched, LevelResult Single)>();
-var batchedResults = new Dictionary<int, LevelResult>();
-foreach (var (name, extra, batched) in new[]
-         {
-             ($"dynamic batching {(serveArgs.Length == 0 ? "(defaults)" : string.Join(' ', serveArgs))}", serveArgs, true),
-             ("one at a time (--max-batch-size 1)", ["--max-batch-size", "1"], false),
-         })
+// 2. Throughput and latency per level, batching on and off. Both servers run side by side (the idle one costs
+// nothing) and every level is measured in A-B-B-A order, half the requests per slot: a first A/A trial of this test
+// (the same flags on both sides, one server after the other) differed by up to 1.7x from run order alone.
+var configs = new[]
 {
-    await using var s = await ServerProcess.Start(server, model, extra);
-    await Client.Run(s.Http, bodies, expected, Math.Min(32, requests), 4);          // warm-up, not reported
+    (Name: $"dynamic batching {(serveArgs.Length == 0 ? "(defaults)" : string.Join(' ', serveArgs))}", Extra: serveArgs),
+    (Name: "one at a time (--max-batch-size 1)", Extra: new[] { "--max-batch-size", "1" }),
+};
+var servers = new ServerProcess[configs.Length];
+var failures = 0;
+for (var c = 0; c < configs.Length; c++)
+    servers[c] = await ServerProcess.Start(server, model, configs[c].Extra);
+try
+{
+    var measured = new double[servers.Length];                                        // client-side seconds, warm-up included
+    for (var c = 0; c < servers.Length; c++)
+        measured[c] += (await Client.Run(servers[c].Http, bodies, expected, 128, 4)).Seconds;   // warm-up (JIT, pools), not reported
+    var rows = new List<(int Level, LevelResult Batched, LevelResult Single)>();
     foreach (var level in levels)
     {
-        var r = await Client.Run(s.Http, bodies, expected, requests, level);
-        Console.WriteLine($"{name,-36} c={level,3}: {r}");
-        if (batched)
-            batchedResults[level] = r;
-        else
-            rows.Add((level, batchedResults[level], r));
+        var half = Math.Max(1, requests / 2);
+        var a1 = await Client.Run(servers[0].Http, bodies, expected, half, level);
+        var b1 = await Client.Run(servers[1].Http, bodies, expected, half, level);
+        var b2 = await Client.Run(servers[1].Http, bodies, expected, half, level);
+        var a2 = await Client.Run(servers[0].Http, bodies, expected, half, level);
+        var (a, b) = (LevelResult.Combine(a1, a2), LevelResult.Combine(b1, b2));
+        measured[0] += a.Seconds;
+        measured[1] += b.Seconds;
+        Console.WriteLine($"{configs[0].Name,-36} c={level,3}: {a}");
+        Console.WriteLine($"{configs[1].Name,-36} c={level,3}: {b}");
+        rows.Add((level, a, b));
     }
-    var metrics = await s.Http.GetStringAsync("/metrics");
-    Console.WriteLine($"  rounds: {Metrics.Value(metrics, "onnxreward_batch_rows_count")}, rows: {Metrics.Value(metrics, "onnxreward_batch_rows_sum")}, " +
-                      $"mean rows/round {Metrics.Value(metrics, "onnxreward_batch_rows_sum") / Metrics.Value(metrics, "onnxreward_batch_rows_count"):F2}");
-    Console.WriteLine($"  graceful stop: exit code {await s.StopAsync()}");
-}
+    for (var c = 0; c < configs.Length; c++)
+    {
+        var metrics = await servers[c].Http.GetStringAsync("/metrics");
+        Console.WriteLine($"{configs[c].Name}: rounds {Metrics.Value(metrics, "onnxreward_batch_rows_count")}, rows {Metrics.Value(metrics, "onnxreward_batch_rows_sum")}, " +
+                          $"mean rows/round {Metrics.Value(metrics, "onnxreward_batch_rows_sum") / Metrics.Value(metrics, "onnxreward_batch_rows_count"):F2}; " +
+                          $"model busy {Metrics.Value(metrics, "onnxreward_batch_duration_seconds_sum"):F1} s of {measured[c]:F1} s under load " +
+                          $"({Metrics.Value(metrics, "onnxreward_batch_duration_seconds_sum") / measured[c]:P0}); " +
+                          $"graceful stop: exit code {await servers[c].StopAsync()}");
+    }
 
-Console.WriteLine();
-Console.WriteLine("| concurrency | batched req/s | p50 ms | p99 ms | one-at-a-time req/s | p50 ms | p99 ms | gain | wrong/lost | max abs diff |");
-Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-foreach (var (level, b, o) in rows)
-    Console.WriteLine($"| {level} | {b.Throughput:F0} | {b.P50:F1} | {b.P99:F1} | {o.Throughput:F0} | {o.P50:F1} | {o.P99:F1} | " +
-                      $"{b.Throughput / o.Throughput:F2}x | {b.Wrong + b.Lost + o.Wrong + o.Lost} | {Math.Max(b.MaxDiff, o.MaxDiff):G2} |");
+    Console.WriteLine();
+    Console.WriteLine("| concurrency | batched req/s | p50 ms | p99 ms | one-at-a-time req/s | p50 ms | p99 ms | gain | wrong/lost | max abs diff |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var (level, b, o) in rows)
+        Console.WriteLine($"| {level} | {b.Throughput:F0} | {b.P50:F1} | {b.P99:F1} | {o.Throughput:F0} | {o.P50:F1} | {o.P99:F1} | " +
+                          $"{b.Throughput / o.Throughput:F2}x | {b.Wrong + b.Lost + o.Wrong + o.Lost} | {Math.Max(b.MaxDiff, o.MaxDiff):G2} |");
+    failures = rows.Sum(r => r.Batched.Wrong + r.Batched.Lost + r.Single.Wrong + r.Single.Lost);
+}
+finally
+{
+    foreach (var s in servers)
+        await s.DisposeAsync();
+}
 
 // 3. Overload: more requests in flight than the queue holds.
 Console.WriteLine();
@@ -83,7 +107,7 @@ await using (var s = await ServerProcess.Start(server, model, ["--queue-capacity
     if (o.Rejected == 0 || o.HealthNot200 > 0 || o.Wrong > 0 || o.Other > 0)
         return 1;
 }
-return rows.Any(r => r.Batched.Wrong + r.Batched.Lost + r.Single.Wrong + r.Single.Lost > 0) ? 1 : 0;
+return failures > 0 ? 1 : 0;
 
 /// <summary>The conversations: varied prompts and responses, 64 distinct, deterministic.</summary>
 internal static class Workload
@@ -104,9 +128,19 @@ internal static class Workload
     });
 }
 
-internal sealed record LevelResult(int Requests, double Seconds, double P50, double P99, int Wrong, int Lost, double MaxDiff)
+internal sealed record LevelResult(int Requests, double Seconds, double[] Latencies, int Wrong, int Lost, double MaxDiff)
 {
     public double Throughput => Requests / Seconds;
+    public double P50 => Percentile(0.50);
+    public double P99 => Percentile(0.99);
+
+    private double Percentile(double p) => Latencies[Math.Max(0, (int)Math.Ceiling(p * Latencies.Length) - 1)];
+
+    /// <summary>Two slots of the same configuration as one: requests and seconds add, latencies pool.</summary>
+    public static LevelResult Combine(LevelResult a, LevelResult b) =>
+        new(a.Requests + b.Requests, a.Seconds + b.Seconds, a.Latencies.Concat(b.Latencies).Order().ToArray(),
+            a.Wrong + b.Wrong, a.Lost + b.Lost, Math.Max(a.MaxDiff, b.MaxDiff));
+
     public override string ToString() =>
         $"{Throughput,7:F0} req/s, p50 {P50,6:F1} ms, p99 {P99,6:F1} ms, wrong {Wrong}, lost {Lost}, max |Δ| {MaxDiff:G2}";
 }
@@ -148,7 +182,7 @@ internal static class Client
         }));
         var seconds = clock.Elapsed.TotalSeconds;
         Array.Sort(latencies);
-        return new LevelResult(requests, seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99), wrong, lost, maxDiff);
+        return new LevelResult(requests, seconds, latencies, wrong, lost, maxDiff);
     }
 
     public static async Task<OverloadResult> Overload(HttpClient http, byte[][] bodies, RewardScore[] expected, int n)
@@ -227,8 +261,6 @@ internal static class Client
         }
         return k == expected.ObjectiveNames.Count && maxDiff <= Tolerance;
     }
-
-    private static double Percentile(double[] sorted, double p) => sorted[Math.Max(0, (int)Math.Ceiling(p * sorted.Length) - 1)];
 }
 
 /// <summary>`onnxreward serve` as a child process on a free 127.0.0.1 port; stopped with SIGTERM (graceful).</summary>

@@ -19,7 +19,12 @@ internal static class ServeCommand
             Description = "Where to listen (semicolon-separated). Loopback by default; binding elsewhere without --api-key is warned about.",
             DefaultValueFactory = _ => "http://127.0.0.1:8000",
         };
-        var maxWait = new Option<double>("--max-wait-ms") { Description = "Longest a request waits for others to batch with.", DefaultValueFactory = _ => 5 };
+        var maxWait = new Option<double>("--max-wait-ms")
+        {
+            Description = "Longest the first request of a round waits for others to join it. Default 0: a round starts as soon as the model " +
+                          "is free and takes whatever queued meanwhile (continuous batching); a few ms can pay on a GPU under open-loop load.",
+            DefaultValueFactory = _ => 0,
+        };
         var maxBatch = new Option<int>("--max-batch-size") { Description = "Most rows per scoring round across requests (1 = no cross-request batching).", DefaultValueFactory = _ => 64 };
         var queue = new Option<int>("--queue-capacity") { Description = "Most rows admitted and unanswered; beyond it 503 + Retry-After.", DefaultValueFactory = _ => 1024 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 above).", DefaultValueFactory = _ => 8L << 20 };
