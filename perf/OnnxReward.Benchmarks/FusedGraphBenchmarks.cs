@@ -20,6 +20,7 @@ public class FusedGraphBenchmarks : IWorkCounter
 {
     private const int Threads = 2;
     private RewardModel _model = null!;
+    private RewardModel _int8 = null!;
     private ReferenceRewardModel _torch = null!;
     private Checkpoint _checkpoint = null!;
     private MatMulCeiling _ceiling = null!;
@@ -45,6 +46,10 @@ public class FusedGraphBenchmarks : IWorkCounter
         {
             ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = Threads, MaxBatchTokens = b * t, MaxBatchSize = b,
         });
+        _int8 = RewardModel.Load(MidSizeModel.Int8ModelDirectory, new RewardModelOptions
+        {
+            ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = Threads, MaxBatchTokens = b * t, MaxBatchSize = b,
+        });
         torch.set_num_threads(Threads);
         _checkpoint = Checkpoint.Open(MidSizeModel.CheckpointDirectory);
         _torch = ReferenceRewardModel.Load(_checkpoint);
@@ -62,6 +67,9 @@ public class FusedGraphBenchmarks : IWorkCounter
             var maxDiff = fused.Select((s, i) => Math.Abs(s.Score - eager[i])).Max();
             if (maxDiff > 2e-3f) // fp32 both ways; summation order differs (MLAS vs libtorch GEMMs), ~1e-5 relative per layer
                 throw new InvalidOperationException($"fused ORT and TorchSharp scores differ by {maxDiff} on {Shape}; the timings would compare different work.");
+            var int8 = _int8.ScoreTokens(_rows);
+            var int8Diff = int8.Select((s, i) => Math.Abs(s.Score - fused[i].Score)).Max();
+            Console.WriteLine($"// {Shape}: int8 variant |int8 − fp32| score max {int8Diff:E1} (approximate by design; see Int8ExportTests)");
             Console.WriteLine($"// {Shape}: {b * t} tokens, model {MidSizeModel.ModelFlops(b, t) / 1e9:F2} GFLOP, ceiling graph {_ceiling.Flops / 1e9:F2} GFLOP; " +
                               $"|fused − eager| score max {maxDiff:E1}; threads: ORT intra-op {Threads}, torch {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})");
         }
@@ -79,6 +87,9 @@ public class FusedGraphBenchmarks : IWorkCounter
     [Benchmark(Description = "fused ONNX graph, CPU EP")]
     public float FusedOrt() => _model.ScoreTokens(_rows)[0].Score;
 
+    [Benchmark(Description = "fused ONNX graph, int8 Linears, CPU EP")]
+    public float FusedOrtInt8() => _int8.ScoreTokens(_rows)[0].Score;
+
     [Benchmark(Description = "ceiling: MatMul-only graph")]
     public float MatMulCeiling()
     {
@@ -90,6 +101,7 @@ public class FusedGraphBenchmarks : IWorkCounter
     public void Cleanup()
     {
         _model.Dispose();
+        _int8.Dispose();
         _torch.Dispose();
         _checkpoint.Dispose();
         _ceiling.Dispose();

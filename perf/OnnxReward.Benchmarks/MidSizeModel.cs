@@ -23,6 +23,9 @@ internal static class MidSizeModel
     public static string CheckpointDirectory => Path.Combine(Root, "checkpoint");
     public static string ModelDirectory => Path.Combine(Root, "model");
 
+    /// <summary>The same checkpoint exported with <c>--dtype int8</c> (Linear layers as DynamicQuantizeMatMul).</summary>
+    public static string Int8ModelDirectory => Path.Combine(Root, "model-int8");
+
     // FLOP count, llm.c style (gpt2_estimate_mfu: 2 FLOPs per multiply-add, "6N + 12·L·H·Q·T" for training; the forward
     // is a third of that: 2N per token + 4·L·T·D per token for attention). Legend: B rows, T tokens per row, L layers,
     // D hidden, F FFN width, Dkv = Hkv·Dh, P = 2 gathered positions per row (reward and gating).
@@ -56,7 +59,11 @@ internal static class MidSizeModel
     public static void Ensure()
     {
         if (File.Exists(Path.Combine(ModelDirectory, "reward_model.json")))
+        {
+            if (!File.Exists(Path.Combine(Int8ModelDirectory, "reward_model.json")))
+                ExportInt8();
             return;
+        }
         if (Directory.Exists(Root))
             Directory.Delete(Root, true);
         var rng = new Random(20261125);
@@ -83,7 +90,12 @@ internal static class MidSizeModel
             w.Complete(Config, Head);
         }
         ModelExporter.Export(CheckpointDirectory, ModelDirectory, new ExportOptions { DType = "fp32", GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
+        ExportInt8();
     }
+
+    private static void ExportInt8() =>
+        ModelExporter.Export(CheckpointDirectory, Int8ModelDirectory,
+            new ExportOptions { DType = "int8", GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern, Overwrite = true });
 
     /// <summary>B chat-shaped rows of exactly T tokens (header, prompt, gating pattern, response, eot), ids below 128000.</summary>
     public static int[][] Rows(int b, int t, int seed = 1)

@@ -12,10 +12,11 @@ namespace OnnxReward.Export.Exporting;
 /// <summary>What to export: backbone precision and target execution provider.</summary>
 public sealed record ExportOptions
 {
-    /// <summary><c>fp32</c> (default; CPU EP) or <c>fp16</c> (CUDA EP). The head is float32 in both.</summary>
+    /// <summary><c>fp32</c> (default; CPU EP), <c>fp16</c> (CUDA EP) or <c>int8</c> (CPU EP: the backbone's Linear layers
+    /// as ORT DynamicQuantizeMatMul with per-channel int8 weights; faster on the CPU, approximate). The head is float32.</summary>
     public string DType { get; init; } = "fp32";
 
-    /// <summary><c>cpu</c> or <c>cuda</c>; null picks <c>cpu</c> for fp32 and <c>cuda</c> for fp16.</summary>
+    /// <summary><c>cpu</c> or <c>cuda</c>; null picks <c>cpu</c> for fp32 and int8 and <c>cuda</c> for fp16.</summary>
     public string? Variant { get; init; }
 
     /// <summary>Replace the files of an existing non-empty output directory.</summary>
@@ -76,10 +77,12 @@ public static class ModelExporter
 
     private static void ValidateOptions(ExportOptions options)
     {
-        if (options.DType is not ("fp32" or "fp16"))
-            throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU) or fp16 (CUDA).");
+        if (options.DType is not ("fp32" or "fp16" or "int8"))
+            throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA) or int8 (CPU).");
         if (options.Variant is not (null or "cpu" or "cuda"))
             throw new ExportException($"variant '{options.Variant}' is not supported: use cpu or cuda.");
+        if (options.DType == "int8" && options.Variant == "cuda")
+            throw new ExportException("dtype int8 is a CPU variant (ONNX Runtime's DynamicQuantizeMatMul has no CUDA kernel); use fp16 for CUDA.");
     }
 
     /// <summary>Exports an opened checkpoint (tests pass in-memory ones); <paramref name="checkpointPath"/> is recorded in the manifest.</summary>
@@ -89,9 +92,9 @@ public static class ModelExporter
         ValidateOptions(options);
         var backbone = options.DType switch
         {
-            "fp32" => ElementType.Float,
+            "fp32" or "int8" => ElementType.Float,
             "fp16" => ElementType.Float16,
-            _ => throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU) or fp16 (CUDA)."),
+            _ => throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA) or int8 (CPU)."),
         };
         var variant = options.Variant ?? (backbone == ElementType.Float ? "cpu" : "cuda");
         if (variant is not ("cpu" or "cuda"))
@@ -102,7 +105,7 @@ public static class ModelExporter
         CheckSupported(checkpoint.Config, checkpointPath);
         var pattern = GatingPattern(checkpoint, options);
 
-        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone);
+        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone, int8Linears: options.DType == "int8");
         var initializers = graph.StreamedInitializers;
         var bytesTotal = initializers.Sum(i => i.ElementCount * ElementConversion.SizeOf(i.Type));
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);

@@ -15,9 +15,15 @@ internal static class LlamaRewardGraph
 {
     /// <summary>Builds the graph (a reward graph when <paramref name="head"/> is set, else backbone-only); weights are
     /// streamed from <paramref name="weights"/> when the model is written. <paramref name="backbone"/>: Float (CPU EP)
-    /// or Float16 (CUDA EP) for the backbone, whose config is <paramref name="config"/>; the head is float32 in both.</summary>
-    public static GraphBuilder Build(LlamaConfig config, RewardHeadConfig? head, ITensorSource weights, ElementType backbone)
+    /// or Float16 (CUDA EP) for the backbone, whose config is <paramref name="config"/>; the head is float32 in both.
+    /// <paramref name="int8Linears"/> (CPU, Float backbone only): the backbone's Linear layers become ORT's
+    /// DynamicQuantizeMatMul with symmetric per-output-channel int8 weights (activations quantized per tensor at run time);
+    /// embeddings, norms, attention and the head stay float32.</summary>
+    public static GraphBuilder Build(LlamaConfig config, RewardHeadConfig? head, ITensorSource weights, ElementType backbone,
+        bool int8Linears = false)
     {
+        if (int8Linears && backbone != ElementType.Float)
+            throw new ArgumentException("int8 Linear layers need a float32 backbone (the CPU variant).", nameof(int8Linears));
         int d = config.HiddenSize, h = config.NumAttentionHeads, hkv = config.NumKeyValueHeads, dh = config.HeadDim;
         int f = config.IntermediateSize, v = config.VocabSize, layers = config.NumHiddenLayers;
         var eps = (float)config.RmsNormEps;
@@ -28,10 +34,19 @@ internal static class LlamaRewardGraph
             var s = weights.GetInfo(name).Shape;
             return g.Weight(name + ".T", type, [s[1], s[0]], Weights.Transposed(weights, name));
         }
-        Value Packed(string name, string[] parts)
+        // A backbone Linear x·Wᵀ (several packed side by side): MatMul in the backbone's precision, or DynamicQuantizeMatMul
+        // on int8 weights. The weight is named as in the fp32 graph, with ".int8" / ".scale" for the quantized pair.
+        Value Linear(Value x, string weightName, string[] parts, string name)
         {
             var shapes = parts.Select(p => weights.GetInfo(p).Shape).ToArray();
-            return g.Weight(name, backbone, [shapes[0][1], shapes.Sum(s => s[0])], Weights.PackedTransposed(weights, parts));
+            long k = shapes[0][1], m = shapes.Sum(s => s[0]);
+            var producer = Weights.PackedTransposed(weights, parts);
+            if (!int8Linears)
+                return g.MatMul(x, g.Weight(weightName, backbone, [k, m], producer), $"{name}/MatMul");
+            var quantized = new Int8Columns(producer, k, m);
+            var wq = g.Weight(weightName + ".int8", ElementType.Int8, [k, m], quantized.Values);
+            var scale = g.Weight(weightName + ".scale", ElementType.Float, [m], quantized.Scales);
+            return g.Node("DynamicQuantizeMatMul", $"{name}/DynamicQuantizeMatMul", [x, wq, scale], 1, GraphBuilder.MsDomain)[0];
         }
         var i64 = ElementType.Int64;
 
@@ -107,9 +122,9 @@ internal static class LlamaRewardGraph
             var last = i == layers - 1;
 
             // q, k, v = h Wqᵀ, h Wkᵀ, h Wvᵀ in one MatMul                                        [B, T, (H + 2Hkv)·Dh]
-            var qkv = g.MatMul(hidden, Packed($"{p}.attn.qkv_proj.MatMul.weight",
-                [$"{p}.self_attn.q_proj.weight", $"{p}.self_attn.k_proj.weight", $"{p}.self_attn.v_proj.weight"]),
-                $"{n}/attn/qkv_proj/MatMul");
+            var qkv = Linear(hidden, $"{p}.attn.qkv_proj.MatMul.weight",
+                [$"{p}.self_attn.q_proj.weight", $"{p}.self_attn.k_proj.weight", $"{p}.self_attn.v_proj.weight"],
+                $"{n}/attn/qkv_proj");
             // o = softmax(q' k'ᵀ / √Dh + causal) v with RoPE on q, k and query head j reading kv head j / (H / Hkv)
             Value attn;
             if (fusedRotary)
@@ -130,7 +145,7 @@ internal static class LlamaRewardGraph
                     [q, kRot, qkvParts[2], Value.None, Value.None, seqlensK, totalSeq], 3, GraphBuilder.MsDomain,
                     Attr.Int("num_heads", h), Attr.Int("kv_num_heads", hkv))[0];                   // [B, T, H·Dh]
             }
-            var o = g.MatMul(attn, WT($"{p}.self_attn.o_proj.weight", backbone), $"{n}/attn/o_proj/MatMul"); // [B, T, D]
+            var o = Linear(attn, $"{p}.self_attn.o_proj.weight.T", [$"{p}.self_attn.o_proj.weight"], $"{n}/attn/o_proj"); // [B, T, D]
 
             if (!last)
             {
@@ -148,12 +163,12 @@ internal static class LlamaRewardGraph
             }
 
             // mlp: down( silu(gate(h)) * up(h) ), gate and up in one MatMul                       [B, ·, 2F]
-            var gateUp = g.MatMul(hidden, Packed($"{p}.mlp.gate_up_proj.MatMul.weight",
-                [$"{p}.mlp.gate_proj.weight", $"{p}.mlp.up_proj.weight"]), $"{n}/mlp/gate_up_proj/MatMul");
+            var gateUp = Linear(hidden, $"{p}.mlp.gate_up_proj.MatMul.weight",
+                [$"{p}.mlp.gate_proj.weight", $"{p}.mlp.up_proj.weight"], $"{n}/mlp/gate_up_proj");
             var gu = g.Split(gateUp, g.Constant($"{n}/mlp/gate_up_split/sizes", [2], f, f), -1, 2, $"{n}/mlp/gate_up_split/Split");
             var silu = g.Mul(gu[0], g.Sigmoid(gu[0], $"{n}/mlp/act_fn/Sigmoid"), $"{n}/mlp/act_fn/Mul"); // [B, ·, F]
-            var down = g.MatMul(g.Mul(silu, gu[1], $"{n}/mlp/Mul"), WT($"{p}.mlp.down_proj.weight", backbone),
-                $"{n}/mlp/down_proj/MatMul");                                                      // [B, ·, D]
+            var down = Linear(g.Mul(silu, gu[1], $"{n}/mlp/Mul"), $"{p}.mlp.down_proj.weight.T", [$"{p}.mlp.down_proj.weight"],
+                $"{n}/mlp/down_proj");                                                             // [B, ·, D]
 
             if (!last)
                 (hidden, residual) = g.SkipSimplifiedLayerNorm(down, residual, W($"model.layers.{i + 1}.input_layernorm.weight"), eps,

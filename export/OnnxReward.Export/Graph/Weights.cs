@@ -53,6 +53,11 @@ internal sealed class ScratchBuffers
     public Span<byte> Raw(long n) => _raw.AsSpan(0, Checked(n));
     public Span<float> Chunk => _chunk;
 
+    /// <summary>Whether <paramref name="values"/> starts at buffer B (so a consumer may keep reading it in place).</summary>
+    public bool IsBufferB(ReadOnlySpan<float> values) =>
+        _b is not null && !values.IsEmpty && System.Runtime.CompilerServices.Unsafe.AreSame(
+            ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values), ref _b[0]);
+
     /// <summary>Bytes currently held (for tests of the memory bound).</summary>
     public long HeldBytes => (_a?.LongLength ?? 0) * 4 + (_b?.LongLength ?? 0) * 4 + (_raw?.LongLength ?? 0);
 
@@ -156,5 +161,85 @@ internal static class Weights
             }
         }
     }
+}
 
+/// <summary>
+/// Symmetric per-output-channel int8 quantization of a MatMul's right operand W [K, M] (ORT's DynamicQuantizeMatMul
+/// contract: B int8, b_scale [M], no zero point): scale_j = max_i |W[i, j]| / 127 and q[i, j] = round(W[i, j] / scale_j)
+/// in [−127, 127]. <see cref="Values"/> must be streamed before <see cref="Scales"/> (the graph registers them in that
+/// order); both come from one read of the float weights.
+/// </summary>
+internal sealed class Int8Columns(WeightProducer source, long rows, long columns)
+{
+    private float[]? _scales;
+
+    /// <summary>The quantized values, as integral floats (the sink encodes them as int8).</summary>
+    public WeightProducer Values => sink =>
+    {
+        var capture = new CaptureSink(sink.Scratch, rows * columns);
+        source(capture);
+        var w = capture.Result;
+        var scales = new float[columns];
+        var max = new float[columns];
+        for (long i = 0; i < rows; i++)
+        {
+            var row = w.Slice((int)(i * columns), (int)columns);
+            for (var j = 0; j < row.Length; j++)
+                max[j] = Math.Max(max[j], Math.Abs(row[j]));
+        }
+        for (var j = 0; j < columns; j++)
+            scales[j] = max[j] > 0 ? max[j] / 127f : 1f;     // an all-zero column quantizes to zeros with any scale
+        var chunk = new float[columns];
+        for (long i = 0; i < rows; i++)
+        {
+            var row = w.Slice((int)(i * columns), (int)columns);
+            for (var j = 0; j < row.Length; j++)
+                chunk[j] = Math.Clamp(MathF.Round(row[j] / scales[j]), -127f, 127f);
+            sink.Write(chunk);
+        }
+        _scales = scales;
+    };
+
+    /// <summary>scale_j, one float per output column.</summary>
+    public WeightProducer Scales => sink =>
+        sink.Write(_scales ?? throw new InvalidOperationException("int8 scales requested before their values were quantized; stream the values first."));
+
+    /// <summary>Collects a producer's output into one span (Transposed/PackedTransposed write the whole matrix at once, in
+    /// the shared scratch buffer, which is then used in place; chunked producers are copied into a buffer of their own).</summary>
+    private sealed class CaptureSink : WeightSink
+    {
+        private readonly long _count;
+        private float[]? _own;
+        private long _written;
+        private bool _inPlace;
+        private int _inPlaceLength;
+
+        [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
+        public CaptureSink(ScratchBuffers scratch, long count)
+        {
+            Scratch = scratch;
+            _count = count;
+        }
+
+        public ReadOnlySpan<float> Result =>
+            _written != _count
+                ? throw new InvalidOperationException($"the weight producer wrote {_written} values, expected {_count}.")
+                : _inPlace ? Scratch.B(_inPlaceLength) : _own;
+
+        public override void Write(ReadOnlySpan<float> values)
+        {
+            if (_written == 0 && values.Length == _count && Scratch.IsBufferB(values))
+            {
+                _inPlace = true;
+                _inPlaceLength = values.Length;
+                _written = values.Length;
+                return;
+            }
+            _own ??= GC.AllocateUninitializedArray<float>(checked((int)_count));
+            if (_inPlace || _written + values.Length > _count)
+                throw new InvalidOperationException($"the weight producer wrote more than the expected {_count} values.");
+            values.CopyTo(_own.AsSpan((int)_written));
+            _written += values.Length;
+        }
+    }
 }

@@ -12,10 +12,12 @@ internal static class ElementConversion
         ElementType.Float or ElementType.Int32 => 4,
         ElementType.Int64 => 8,
         ElementType.Float16 => 2,
+        ElementType.Int8 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unsupported element type"),
     };
 
-    /// <summary>Encodes float32 values as <paramref name="type"/> (Float16: round to nearest even, as torch's .half()).</summary>
+    /// <summary>Encodes float32 values as <paramref name="type"/> (Float16: round to nearest even, as torch's .half();
+    /// Int8: the values are already quantized integers).</summary>
     public static byte[] Encode(ReadOnlySpan<float> values, ElementType type)
     {
         var bytes = new byte[values.Length * SizeOf(type)];
@@ -34,8 +36,13 @@ internal static class ElementConversion
                 var halves = MemoryMarshal.Cast<byte, Half>(destination[..(values.Length * 2)]);
                 for (var i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
                 break;
+            case ElementType.Int8:
+                // Quantized weights arrive as integral floats (Int8Columns); round and saturate anyway.
+                for (var i = 0; i < values.Length; i++)
+                    destination[i] = (byte)(sbyte)Math.Clamp(MathF.Round(values[i]), -128f, 127f);
+                break;
             default:
-                throw new ArgumentOutOfRangeException(nameof(type), type, "only float weights are streamed");
+                throw new ArgumentOutOfRangeException(nameof(type), type, "only float and int8 weights are streamed");
         }
     }
 

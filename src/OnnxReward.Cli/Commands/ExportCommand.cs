@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace OnnxReward.Cli.Commands;
 
-/// <summary><c>onnxreward export &lt;checkpoint&gt; --out &lt;dir&gt; [--dtype fp32|fp16] [--ep cpu|cuda] [--force]</c>.</summary>
+/// <summary><c>onnxreward export &lt;checkpoint&gt; --out &lt;dir&gt; [--dtype fp32|fp16|int8] [--ep cpu|cuda] [--force]</c>.</summary>
 internal static class ExportCommand
 {
     public static Command Create()
@@ -17,11 +17,12 @@ internal static class ExportCommand
         var output = new Option<string>("--out", "-o") { Description = "Model directory to write (created if missing).", Required = true };
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Backbone precision: fp32 (CPU EP) or fp16 (CUDA EP). The head is always fp32.",
+            Description = "Backbone precision: fp32 (CPU EP), fp16 (CUDA EP) or int8 (CPU EP: Linear layers as dynamically " +
+                          "quantized int8 MatMuls, faster and approximate). The head is always fp32.",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong("fp32", "fp16");
-        var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cpu for fp32, cuda for fp16)." };
+        dtype.AcceptOnlyFromAmong("fp32", "fp16", "int8");
+        var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cpu for fp32 and int8, cuda for fp16)." };
         ep.AcceptOnlyFromAmong("cpu", "cuda");
         var force = new Option<bool>("--force") { Description = "Overwrite the model files of a non-empty --out directory." };
 

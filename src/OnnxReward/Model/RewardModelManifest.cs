@@ -129,8 +129,8 @@ public sealed record RewardModelManifest
                 "Re-export the model with this version's `onnxreward export`.");
         if (Kind is not ("reward" or "backbone"))
             throw new RewardModelException(Bad("kind", $"is '{Kind}', expected 'reward' or 'backbone'"));
-        if (DType is not ("fp32" or "fp16"))
-            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected 'fp32' or 'fp16'"));
+        if (DType is not ("fp32" or "fp16" or "int8"))
+            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected 'fp32', 'fp16' or 'int8'"));
         if (Variant is not ("cpu" or "cuda"))
             throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
         if (HiddenSize < 1) throw new RewardModelException(Bad("hidden_size", $"is {HiddenSize}, expected a positive size"));
