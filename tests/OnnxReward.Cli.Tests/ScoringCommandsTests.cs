@@ -112,4 +112,28 @@ public class ScoringCommandsTests
         Assert.That(stderr, Does.Contain("error: the CUDA execution provider does not load on this machine"));
         Assert.That(stderr, Does.Not.Contain("   at "));
     }
+
+    [Test]
+    public void PaddingBoundChangesBatchesNotScores()
+    {
+        // The 47 golden conversations under three padding bounds: only equal lengths share a batch (0), the default
+        // (0.10) and the token budget alone (1). Scores must not move with the batch plan: right padding + causal
+        // attention; float32 GEMMs blocked for other batch shapes move them ≤ 1e-6 here, so 1e-5 is the bound.
+        var input = Path.Combine(SharedData.NewTempDirectory("cli-padding"), "in.jsonl");
+        File.WriteAllLines(input, Goldens().Select(g => JsonSerializer.Serialize(new { messages = g.GetProperty("messages") })));
+        var runs = new[] { "0", "0.10", "1" }.Select(bound =>
+        {
+            var (code, stdout, stderr) = CliRunner.Run(null, "score", "--model", CliRunner.ArmormTiny, "--input", input, "--ep", "cpu",
+                "--max-padding-waste", bound);
+            Assert.That(code, Is.EqualTo(0), stderr);
+            return Lines(stdout).Select(l => l.GetProperty("score").GetSingle()).ToArray();
+        }).ToArray();
+        Assert.That(runs[0], Has.Length.EqualTo(47));
+        Assert.That(runs[0], Is.EqualTo(runs[1]).Within(1e-5));
+        Assert.That(runs[2], Is.EqualTo(runs[1]).Within(1e-5));
+
+        var (bad, _, err) = CliRunner.Run("", "score", "--model", CliRunner.ArmormTiny, "--ep", "cpu", "--max-padding-waste", "1.5");
+        Assert.That(bad, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("--max-padding-waste is 1.5"));
+    }
 }

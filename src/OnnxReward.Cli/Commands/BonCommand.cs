@@ -16,6 +16,7 @@ internal static class BonCommand
         var output = CommandSupport.OutputOption();
         var ep = CommandSupport.ProviderOption();
         var budget = CommandSupport.BatchTokensOption();
+        var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var rule = new Option<string>("--rule")
         {
@@ -30,7 +31,7 @@ internal static class BonCommand
             "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
             "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
         {
-            model, input, output, ep, budget, truncation, rule, k, objectives, quantile, reference,
+            model, input, output, ep, budget, padding, truncation, rule, k, objectives, quantile, reference,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -54,7 +55,8 @@ internal static class BonCommand
                     var r => throw new CliException($"--reference '{r}' is not one of normal, empirical."),
                 },
             };
-            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!);
+            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
+                maxPaddingWaste: parse.GetValue(padding));
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
                                        "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");

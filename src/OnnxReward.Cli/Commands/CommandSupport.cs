@@ -31,6 +31,12 @@ internal static class CommandSupport
         DefaultValueFactory = _ => 8192,
     };
 
+    public static Option<double> PaddingWasteOption() => new("--max-padding-waste")
+    {
+        Description = "Largest fraction of a batch's padded tokens that may be padding (rows are length-sorted; 1 = token budget only).",
+        DefaultValueFactory = _ => new RewardModelOptions().MaxPaddingWaste,
+    };
+
     public static Option<string> TruncationOption() => new("--truncation")
     {
         Description = "Over-long conversations: error (default) or drop-oldest-turns.",
@@ -57,8 +63,11 @@ internal static class CommandSupport
             "Pass --model <dir>, or set ONNXREWARD_MODEL.");
     }
 
-    public static RewardModel LoadModel(DirectoryInfo? model, string ep, int maxBatchTokens = 8192, string truncation = "error", int? maxLength = null)
+    public static RewardModel LoadModel(DirectoryInfo? model, string ep, int maxBatchTokens = 8192, string truncation = "error", int? maxLength = null,
+        double maxPaddingWaste = 0.10)
     {
+        if (!(maxPaddingWaste is >= 0 and <= 1))
+            throw new CliException($"--max-padding-waste is {maxPaddingWaste}; give a fraction from 0 to 1 (0.10 by default).");
         var provider = ep.ToLowerInvariant() switch
         {
             "auto" => ExecutionProviderKind.Auto,
@@ -76,6 +85,7 @@ internal static class CommandSupport
         {
             ExecutionProvider = provider,
             MaxBatchTokens = maxBatchTokens,
+            MaxPaddingWaste = maxPaddingWaste,
             Truncation = policy,
             MaxSequenceLength = maxLength,
             Log = message => Console.Error.WriteLine(message),

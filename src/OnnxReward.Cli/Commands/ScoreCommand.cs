@@ -25,13 +25,14 @@ internal static class ScoreCommand
         var output = CommandSupport.OutputOption();
         var ep = CommandSupport.ProviderOption();
         var budget = CommandSupport.BatchTokensOption();
+        var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var maxLength = CommandSupport.MaxLengthOption();
-        var command = new Command(name, description) { model, input, output, ep, budget, truncation, maxLength };
+        var command = new Command(name, description) { model, input, output, ep, budget, padding, truncation, maxLength };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength));
+                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding));
             using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
             LongRun.Run(embed ? "embedding" : "scoring", advance =>
             {

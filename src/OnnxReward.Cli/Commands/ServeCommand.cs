@@ -12,6 +12,7 @@ internal static class ServeCommand
         var model = CommandSupport.ModelOption();
         var ep = CommandSupport.ProviderOption();
         var budget = CommandSupport.BatchTokensOption();
+        var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var maxLength = CommandSupport.MaxLengthOption();
         var urls = new Option<string>("--urls")
@@ -34,7 +35,7 @@ internal static class ServeCommand
         var command = new Command("serve",
             "HTTP scoring service: POST /v1/score, /v1/bon, /get_reward (OpenRLHF), /v1/classify (vLLM/SGLang); GET /health, /metrics, /openapi.json.")
         {
-            model, ep, budget, truncation, maxLength, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
+            model, ep, budget, padding, truncation, maxLength, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -62,7 +63,7 @@ internal static class ServeCommand
                     Console.Error.WriteLine($"warning: listening on {url}, beyond loopback, with no API key: anyone who can reach it can use it.");
 
             var server = ScoringServer.Create(settings, () => CommandSupport.LoadModel(dir, parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength)));
+                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding)));
             server.StartAsync().GetAwaiter().GetResult();
             Console.Error.WriteLine($"onnxreward serve: listening on {string.Join(", ", server.Urls)}; loading the model (GET /health is 503 until ready).");
             _ = server.Ready.ContinueWith(t =>
