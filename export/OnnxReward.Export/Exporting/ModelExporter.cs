@@ -159,7 +159,8 @@ public static class ModelExporter
                 TokenizerFiles = tokenizerFiles,
                 Source = new RewardModelManifest.SourceInfo
                 {
-                    Path = Path.GetFullPath(checkpointPath),
+                    // The name only: a model directory moves between machines, and the files' hashes identify the source.
+                    Path = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(checkpointPath))),
                     Format = checkpoint.Format,
                     Files = checkpoint.SourceFiles.Select(f => HashFile(f, checkpoint.Location, cancellationToken)).ToList(),
                 },

@@ -64,6 +64,7 @@ public sealed record RewardModelManifest
 
     public sealed record SourceInfo
     {
+        /// <summary>The checkpoint's folder or file name as exported (not a machine path; <see cref="Files"/> identify it).</summary>
         [JsonPropertyName("path")] public string? Path { get; init; }
         [JsonPropertyName("format")] public string? Format { get; init; }
         [JsonPropertyName("files")] public IReadOnlyList<SourceFile> Files { get; init; } = [];
