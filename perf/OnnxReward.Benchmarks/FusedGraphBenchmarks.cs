@@ -19,6 +19,7 @@ namespace OnnxReward.Benchmarks;
 public class FusedGraphBenchmarks : IWorkCounter
 {
     private const int Threads = 2;
+    private const int CeilingLayers = 2;
     private RewardModel _model = null!;
     private RewardModel _int8 = null!;
     private ReferenceRewardModel _torch = null!;
@@ -56,7 +57,7 @@ public class FusedGraphBenchmarks : IWorkCounter
         _ids = torch.tensor(_rows.SelectMany(r => r.Select(x => (long)x)).ToArray(), [b, t]);
         _rewardPos = torch.full(b, t - 1, torch.int64);
         _gatingPos = torch.full(b, t / 2, torch.int64);
-        _ceiling = new MatMulCeiling(b * t, layers: 2, Threads);
+        _ceiling = new MatMulCeiling(b * t, CeilingLayers, Threads);
 
         // Check before timing (llm.c's rule): both forwards agree on this batch's scores.
         var fused = _model.ScoreTokens(_rows);
@@ -113,15 +114,7 @@ public class FusedGraphBenchmarks : IWorkCounter
     {
         var (b, t) = Parse((string)parameters[nameof(Shape)]);
         return method == nameof(MatMulCeiling)
-            ? (b * t, CeilingFlops(b * t))
+            ? (b * t, OnnxReward.Benchmarks.MatMulCeiling.FlopsFor(b * t, CeilingLayers))
             : (b * t, MidSizeModel.ModelFlops(b, t));
-    }
-
-    /// <summary>The ceiling graph's FLOPs for N rows and 2 layers (as MatMulCeiling counts them).</summary>
-    private static double CeilingFlops(int n)
-    {
-        var c = MidSizeModel.Config;
-        long d = c.HiddenSize, f = c.IntermediateSize, dkv = c.NumKeyValueHeads * c.HeadDim;
-        return 2 * 2.0 * n * (d * (d + 2 * dkv) + d * d + d * 2 * f + f * d);
     }
 }

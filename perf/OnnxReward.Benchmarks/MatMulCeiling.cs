@@ -24,22 +24,30 @@ internal sealed class MatMulCeiling : IDisposable
     private readonly RunOptions _runOptions = new();
     private readonly List<OrtValue> _values = [];
 
+    private static readonly long D = MidSizeModel.Config.HiddenSize, F = MidSizeModel.Config.IntermediateSize,
+        Dkv = MidSizeModel.Config.NumKeyValueHeads * MidSizeModel.Config.HeadDim;
+
+    /// <summary>One layer's GEMMs: [N, K]·[K, M], reading the hidden state (or, for down_proj, the FFN activation).</summary>
+    private static readonly (long K, long M, string Name, bool FromFfn)[] Shapes =
+    [
+        (D, D + 2 * Dkv, "qkv_proj", false), (D, D, "o_proj", false), (D, 2 * F, "gate_up_proj", false), (F, D, "down_proj", true),
+    ];
+
+    /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers: 2·N·Σ K·M.</summary>
+    public static double FlopsFor(int rows, int layers) => 2.0 * rows * layers * Shapes.Sum(s => (double)s.K * s.M);
+
     public MatMulCeiling(int rows, int layers, int intraOpThreads)
     {
         Rows = rows;
-        long d = MidSizeModel.Config.HiddenSize, f = MidSizeModel.Config.IntermediateSize;
-        long dkv = MidSizeModel.Config.NumKeyValueHeads * MidSizeModel.Config.HeadDim;
-        (long K, long M, string Name, bool FromFfn)[] shapes =
-        [
-            (d, d + 2 * dkv, "qkv_proj", false), (d, d, "o_proj", false), (d, 2 * f, "gate_up_proj", false), (f, d, "down_proj", true),
-        ];
+        Flops = FlopsFor(rows, layers);
+        long d = D, f = F;
         var rng = new Random(7);
         var g = new GraphBuilder("matmul_ceiling");
         var h = g.Input("h", ElementType.Float, "rows", d);          // [N, D]
         var m = g.Input("m", ElementType.Float, "rows", f);          // [N, F]
         var outputs = new List<(string Name, long Width)>();
         for (var layer = 0; layer < layers; layer++)
-            foreach (var (k, width, name, fromFfn) in shapes)
+            foreach (var (k, width, name, fromFfn) in Shapes)
             {
                 var w = new float[k * width];
                 var scale = (float)(1 / Math.Sqrt(k));
@@ -49,7 +57,6 @@ internal sealed class MatMulCeiling : IDisposable
                 var y = g.MatMul(fromFfn ? m : h, weight, $"/layers.{layer}/{name}/MatMul");   // [N, width]
                 g.Output(y, $"layers.{layer}.{name}", ElementType.Float, "rows", width);
                 outputs.Add(($"layers.{layer}.{name}", width));
-                Flops += 2.0 * rows * k * width;
             }
         var model = g.ToModel([], "bench", new Dictionary<string, string>());
 
