@@ -179,16 +179,15 @@ internal sealed class Int8Columns(WeightProducer source, long rows, long columns
         var capture = new CaptureSink(sink.Scratch, rows * columns);
         source(capture);
         var w = capture.Result;
-        var scales = new float[columns];
-        var max = new float[columns];
+        var scales = new float[columns];                     // max_i |W[i, j]| first, then the scale
         for (long i = 0; i < rows; i++)
         {
             var row = w.Slice((int)(i * columns), (int)columns);
             for (var j = 0; j < row.Length; j++)
-                max[j] = Math.Max(max[j], Math.Abs(row[j]));
+                scales[j] = Math.Max(scales[j], Math.Abs(row[j]));
         }
         for (var j = 0; j < columns; j++)
-            scales[j] = max[j] > 0 ? max[j] / 127f : 1f;     // an all-zero column quantizes to zeros with any scale
+            scales[j] = scales[j] > 0 ? scales[j] / 127f : 1f;   // an all-zero column quantizes to zeros with any scale
         var chunk = new float[columns];
         for (long i = 0; i < rows; i++)
         {
@@ -212,7 +211,6 @@ internal sealed class Int8Columns(WeightProducer source, long rows, long columns
         private float[]? _own;
         private long _written;
         private bool _inPlace;
-        private int _inPlaceLength;
 
         [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
         public CaptureSink(ScratchBuffers scratch, long count)
@@ -224,15 +222,14 @@ internal sealed class Int8Columns(WeightProducer source, long rows, long columns
         public ReadOnlySpan<float> Result =>
             _written != _count
                 ? throw new InvalidOperationException($"the weight producer wrote {_written} values, expected {_count}.")
-                : _inPlace ? Scratch.B(_inPlaceLength) : _own;
+                : _inPlace ? Scratch.B(_count) : _own;
 
         public override void Write(ReadOnlySpan<float> values)
         {
             if (_written == 0 && values.Length == _count && Scratch.IsBufferB(values))
             {
                 _inPlace = true;
-                _inPlaceLength = values.Length;
-                _written = values.Length;
+                _written = _count;
                 return;
             }
             _own ??= GC.AllocateUninitializedArray<float>(checked((int)_count));
