@@ -115,7 +115,8 @@ public sealed class Llama3Tokenizer
                 // SpecialTokensSurviveAFullEncodingCache). Encode splits them out itself instead.
                 // The pattern comes from the file: a match timeout turns a catastrophically backtracking one into an
                 // exception instead of a hang (Llama-3's own pattern matches in linear time).
-                var pre = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(10)), null);
+                // BoundedPreTokenizer caps the piece length the BPE sees, so encoding is linear in the input.
+                var pre = new BoundedPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(10)));
                 tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null, cacheSize: PreTokenCacheSize);
             }
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
@@ -179,17 +180,29 @@ public sealed class Llama3Tokenizer
         return map;
     }
 
-    /// <summary>Encodes text; added tokens in the text become their ids; nothing is added.</summary>
-    public int[] Encode(string text)
+    /// <summary>Encodes text; added tokens in the text become their ids; nothing is added. Work is linear in the
+    /// length of the text (see <see cref="BoundedPreTokenizer"/>); <paramref name="cancellationToken"/> is checked
+    /// while it runs.</summary>
+    /// <exception cref="ArgumentException">The text holds a lone UTF-16 surrogate (it is not Unicode text).</exception>
+    public int[] Encode(string text, CancellationToken cancellationToken = default) =>
+        Encode(text, recogniseAddedTokens: true, cancellationToken);
+
+    /// <summary>Encodes text; with <paramref name="recogniseAddedTokens"/> false, added/special token strings in it
+    /// are encoded as the plain text they are (e.g. "&lt;|eot_id|&gt;" → 7 ordinary tokens).</summary>
+    /// <exception cref="ArgumentException">The text holds a lone UTF-16 surrogate (it is not Unicode text).</exception>
+    public int[] Encode(string text, bool recogniseAddedTokens, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (_addedPattern is null || !_addedPattern.IsMatch(text))
+        ThrowOnLoneSurrogate(text);
+        using var scope = BoundedPreTokenizer.Scope(cancellationToken);
+        if (!recogniseAddedTokens || _addedPattern is null || !_addedPattern.IsMatch(text))
             return ToArray(EncodeOrdinary(text));
         // Segments between added tokens are encoded as spans of the text (no substrings).
         var ids = new List<int>(text.Length / 3 + 4);
         var start = 0;
         foreach (var m in _addedPattern.EnumerateMatches(text))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (m.Index > start)
                 ids.AddRange(EncodeOrdinary(text.AsSpan(start, m.Index - start)));
             ids.Add(_addedLookup[text.AsSpan(m.Index, m.Length)]);
@@ -198,6 +211,31 @@ public sealed class Llama3Tokenizer
         if (start < text.Length)
             ids.AddRange(EncodeOrdinary(text.AsSpan(start)));
         return ids.ToArray();
+    }
+
+    /// <summary>Index of the first unpaired UTF-16 surrogate in <paramref name="text"/>, or -1 (vectorised scan).</summary>
+    public static int LoneSurrogateIndex(ReadOnlySpan<char> text)
+    {
+        var i = text.IndexOfAnyInRange('\uD800', '\uDFFF');
+        while (i >= 0)
+        {
+            if (!char.IsHighSurrogate(text[i]) || i + 1 >= text.Length || !char.IsLowSurrogate(text[i + 1]))
+                return i;
+            i += 2;
+            var next = text[i..].IndexOfAnyInRange('\uD800', '\uDFFF');
+            i = next < 0 ? -1 : i + next;
+        }
+        return -1;
+    }
+
+    private static void ThrowOnLoneSurrogate(string text)
+    {
+        var at = LoneSurrogateIndex(text);
+        if (at >= 0)
+            throw new ArgumentException(
+                $"the text holds a lone UTF-16 surrogate (U+{(int)text[at]:X4} at character {at}), which is not a Unicode " +
+                "character and has no UTF-8 encoding: fix the input's escapes (a JSON \\ud800 must be followed by its low " +
+                "surrogate \\udc00-\\udfff).", nameof(text));
     }
 
     private IReadOnlyList<int> EncodeOrdinary(ReadOnlySpan<char> text) =>
