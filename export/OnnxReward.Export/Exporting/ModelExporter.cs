@@ -147,6 +147,8 @@ public static class ModelExporter
         var initializers = graph.StreamedInitializers;
         var bytesTotal = initializers.Sum(i => i.ElementCount * ElementConversion.SizeOf(i.Type));
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
+        var linearParameters = checkpoint.Tensors.Names.Where(IsBackboneLinear).Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
+        var embeddingParameters = checkpoint.Tensors.GetInfo("model.embed_tokens.weight").ElementCount;
 
         var graphPath = Path.Combine(outputDirectory, GraphFile);
         var dataPath = Path.Combine(outputDirectory, DataFile);
@@ -188,6 +190,12 @@ public static class ModelExporter
                 HiddenSize = checkpoint.Config.HiddenSize,
                 VocabSize = checkpoint.Config.VocabSize,
                 NumLayers = checkpoint.Config.NumHiddenLayers,
+                NumAttentionHeads = checkpoint.Config.NumAttentionHeads,
+                NumKeyValueHeads = checkpoint.Config.NumKeyValueHeads,
+                IntermediateSize = checkpoint.Config.IntermediateSize,
+                LinearParameters = linearParameters,
+                EmbeddingParameters = embeddingParameters,
+                OtherParameters = parameters - linearParameters - embeddingParameters,
                 Objectives = ObjectiveNames(checkpoint.Head),
                 PadTokenId = checkpoint.Config.PadTokenId,
                 BosTokenId = checkpoint.Config.BosTokenId,
@@ -228,6 +236,9 @@ public static class ModelExporter
                 EmbeddingDType: "fp16", BlockSize: blocks.BlockSize, AccuracyLevel: blocks.AccuracyLevel),
             _ => null,
         };
+
+    private static bool IsBackboneLinear(string name) =>
+        name.StartsWith("model.layers.", StringComparison.Ordinal) && name.EndsWith("_proj.weight", StringComparison.Ordinal);
 
     /// <summary>Version of this exporter (the assembly's informational version).</summary>
     public static string ExporterVersion { get; } =

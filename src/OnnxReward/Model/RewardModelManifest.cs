@@ -40,6 +40,21 @@ public sealed record RewardModelManifest
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("num_layers")] public int NumLayers { get; init; }
 
+    // Shape and parameter counts for the memory estimate made before a session is created (Runtime/MemoryFit.cs);
+    // absent in manifests written before they were recorded.
+    [JsonPropertyName("num_attention_heads")] public int? NumAttentionHeads { get; init; }
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    [JsonPropertyName("intermediate_size")] public int? IntermediateSize { get; init; }
+
+    /// <summary>Weights of the backbone's Linear layers (what the dtype quantizes).</summary>
+    [JsonPropertyName("linear_parameters")] public long? LinearParameters { get; init; }
+
+    /// <summary>Entries of the embedding table (vocab_size · hidden_size).</summary>
+    [JsonPropertyName("embedding_parameters")] public long? EmbeddingParameters { get; init; }
+
+    /// <summary>Everything else: norms and the head (kept in float32).</summary>
+    [JsonPropertyName("other_parameters")] public long? OtherParameters { get; init; }
+
     /// <summary>Objective names in output order (empty for a backbone graph).</summary>
     [JsonPropertyName("objectives")] public IReadOnlyList<string> Objectives { get; init; } = [];
 
