@@ -58,6 +58,8 @@ public sealed partial class RewardModel : IDisposable
         options.Validate();
         options = options with { };                       // frozen copy: later changes by the caller have no effect
         var manifest = RewardModelManifest.Load(modelDirectory);
+        if (options.ExecutionProvider == ExecutionProviderKind.Cpu || (options.ExecutionProvider == ExecutionProviderKind.Auto && manifest.Variant == "cpu"))
+            MemoryFit.Check(modelDirectory, manifest, options);      // fail now, not when the kernel kills session creation
         var session = OrtRewardSession.Create(Path.Combine(modelDirectory, manifest.Graph), manifest, options);
         try
         {

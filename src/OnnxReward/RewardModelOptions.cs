@@ -56,6 +56,16 @@ public sealed record RewardModelOptions
     /// <summary>ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (one per physical core).</summary>
     public int IntraOpThreads { get; init; }
 
+    /// <summary>Before creating the ONNX Runtime session on the CPU, estimate the memory the model needs (weights as ORT
+    /// holds them, activations for <see cref="MaxBatchTokens"/> and <see cref="MaxSequenceLength"/>) and fail at once with
+    /// both numbers and the dtype that would fit when it exceeds what is available. Default true.</summary>
+    public bool CheckMemoryFit { get; init; } = true;
+
+    /// <summary>Memory the model may use, in bytes, for <see cref="CheckMemoryFit"/>; null = the environment variable
+    /// ONNXREWARD_MEMORY_LIMIT (e.g. <c>6GB</c>) if set, else what the machine has available (the smaller of the
+    /// cgroup's limit less its usage and /proc/meminfo's MemAvailable).</summary>
+    public long? MemoryLimitBytes { get; init; }
+
     /// <summary>Receives one-line diagnostics (chosen provider and why). Null = silent.</summary>
     public Action<string>? Log { get; init; }
 
@@ -75,6 +85,8 @@ public sealed record RewardModelOptions
             throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "IntraOpThreads must be 0 (ONNX Runtime's default) or more.");
         if (!Enum.IsDefined(ExecutionProvider))
             throw new ArgumentOutOfRangeException(nameof(ExecutionProvider), ExecutionProvider, "Use Auto, Cuda or Cpu.");
+        if (MemoryLimitBytes is < 1)
+            throw new ArgumentOutOfRangeException(nameof(MemoryLimitBytes), MemoryLimitBytes, "MemoryLimitBytes must be positive, or null to use what the machine has available.");
         if (!Enum.IsDefined(Truncation))
             throw new ArgumentOutOfRangeException(nameof(Truncation), Truncation, "Use Error or DropOldestTurns.");
     }

@@ -37,6 +37,21 @@ public class ExportCommandTests
     }
 
     [Test]
+    public void Int4WithABlockSize_RecordsTheQuantizationInTheManifest_AndABadBlockSizeIsRefused()
+    {
+        var outDir = Path.Combine(SharedData.NewTempDirectory(), "model");
+        var (code, stdout, stderr) = Cli("export", SharedData.ArmormTiny, "--out", outDir, "--dtype", "int4", "--block-size", "64");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("MatMulNBits, 4-bit, block 64"));
+        var q = RewardModelManifest.Load(outDir).Quantization!;
+        Assert.That((q.Method, q.Bits, q.BlockSize, q.AccuracyLevel), Is.EqualTo(("MatMulNBits", 4, (int?)64, (int?)4)));
+
+        (code, _, stderr) = Cli("export", SharedData.ArmormTiny, "--out", Path.Combine(SharedData.NewTempDirectory(), "m"), "--dtype", "int4", "--block-size", "48");
+        Assert.That(code, Is.Not.Zero);
+        Assert.That(stderr, Does.Contain("48"));
+    }
+
+    [Test]
     public void CorruptCheckpoint_IsOneErrorLine_ExitCode1_NoStackTrace()
     {
         var copy = SharedData.NewTempDirectory("cli-corrupt");

@@ -75,5 +75,15 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
         }
     }
 
+    public override void WriteBytes(ReadOnlySpan<byte> bytes)
+    {
+        if (_type is not (ElementType.UInt8 or ElementType.Int8))
+            throw new InvalidOperationException($"initializer {_current} is {_type}; only one-byte initializers take raw bytes.");
+        if (_written + bytes.Length > _expected)
+            throw new InvalidOperationException($"initializer {_current}: the producer wrote more than the declared {_expected} values.");
+        _written += bytes.Length;
+        _stream.Write(bytes);
+    }
+
     public void Dispose() => _stream.Dispose();
 }

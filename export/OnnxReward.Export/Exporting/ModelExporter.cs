@@ -12,12 +12,23 @@ namespace OnnxReward.Export.Exporting;
 /// <summary>What to export: backbone precision and target execution provider.</summary>
 public sealed record ExportOptions
 {
-    /// <summary><c>fp32</c> (default; CPU EP), <c>fp16</c> (CUDA EP) or <c>int8</c> (CPU EP: the backbone's Linear layers
-    /// as ORT DynamicQuantizeMatMul with per-channel int8 weights; faster on the CPU, approximate). The head is float32.</summary>
+    /// <summary><c>fp32</c> (default; CPU EP), <c>fp16</c> (CUDA EP), <c>int8</c> (CPU EP: the backbone's Linear layers
+    /// as ORT DynamicQuantizeMatMul with per-channel int8 weights and per-tensor int8 activations; fastest on the CPU,
+    /// approximate), <c>int8-block</c> or <c>int4</c> (the Linear layers as ORT MatMulNBits with 8- or 4-bit weights
+    /// quantized per block of <see cref="BlockSize"/> input features; weight-only, CPU or CUDA). The quantized variants
+    /// store the embedding table as float16. The head is float32 in every variant.</summary>
     public string DType { get; init; } = "fp32";
 
-    /// <summary><c>cpu</c> or <c>cuda</c>; null picks <c>cpu</c> for fp32 and int8 and <c>cuda</c> for fp16.</summary>
+    /// <summary><c>cpu</c> or <c>cuda</c>; null picks <c>cuda</c> for fp16 and <c>cpu</c> for the others. int4 and
+    /// int8-block for CUDA run with float16 activations and scales (the same quantized weights).</summary>
     public string? Variant { get; init; }
+
+    /// <summary>Block size of int4 / int8-block: 16, 32 (default), 64 or 128 input features per scale.</summary>
+    public int BlockSize { get; init; } = 32;
+
+    /// <summary>MatMulNBits' accuracy_level for int4 / int8-block: null = the default
+    /// (4 on the CPU: int8 compute, the fastest MLAS kernel; see perf/README.md), or 0, 1, 2, 3, 4.</summary>
+    public int? AccuracyLevel { get; init; }
 
     /// <summary>Replace the files of an existing non-empty output directory.</summary>
     public bool Overwrite { get; init; }
@@ -75,40 +86,69 @@ public static class ModelExporter
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);
     }
 
+    /// <summary>The dtypes <see cref="ExportOptions.DType"/> accepts.</summary>
+    public static IReadOnlyList<string> DTypes { get; } = ["fp32", "fp16", "int8", "int8-block", "int4"];
+
+    /// <summary>Block sizes int4 / int8-block accept (MatMulNBits: a power of two ≥ 16; 128 is the largest MLAS runs fast).</summary>
+    public static IReadOnlyList<int> BlockSizes { get; } = [16, 32, 64, 128];
+
     private static void ValidateOptions(ExportOptions options)
     {
-        if (options.DType is not ("fp32" or "fp16" or "int8"))
-            throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA) or int8 (CPU).");
+        if (!DTypes.Contains(options.DType))
+            throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA), int8 (CPU), int8-block or int4 (CPU or CUDA).");
         if (options.Variant is not (null or "cpu" or "cuda"))
             throw new ExportException($"variant '{options.Variant}' is not supported: use cpu or cuda.");
         if (options.DType == "int8" && options.Variant == "cuda")
-            throw new ExportException("dtype int8 is a CPU variant (ONNX Runtime's DynamicQuantizeMatMul has no CUDA kernel); use fp16 for CUDA.");
+            throw new ExportException("dtype int8 is a CPU variant (ONNX Runtime's DynamicQuantizeMatMul has no CUDA kernel); use int4, int8-block or fp16 for CUDA.");
+        if (!BlockSizes.Contains(options.BlockSize))
+            throw new ExportException($"block size {options.BlockSize} is not supported: use {string.Join(", ", BlockSizes)} (32 is the default).");
+        if (options.AccuracyLevel is not (null or (>= 0 and <= 4)))
+            throw new ExportException($"accuracy level {options.AccuracyLevel} is not one of MatMulNBits' levels: 0 (unset), 1 (fp32), 2 (fp16), 3 (bf16), 4 (int8).");
+        if ((options.AccuracyLevel is not null || options.BlockSize != 32) && options.DType is not ("int4" or "int8-block"))
+            throw new ExportException($"--block-size and --accuracy-level apply to dtype int4 and int8-block only, not {options.DType}.");
     }
+
+    /// <summary>The MatMulNBits settings of a block-quantized dtype, or null for the others. int4 stores a zero point per
+    /// block (asymmetric blocks: lower weight error, and the faster MLAS kernel on this CPU); int8-block is symmetric
+    /// (with 255 levels a zero point buys nothing measurable). Accuracy level 4 (int8 compute) by default on the CPU.</summary>
+    internal static BlockQuantization? BlockQuantizedDefaults(ExportOptions options, string variant) => options.DType switch
+    {
+        "int4" => new BlockQuantization(4, options.BlockSize, ZeroPoints: true, options.AccuracyLevel ?? DefaultAccuracyLevel(variant)),
+        "int8-block" => new BlockQuantization(8, options.BlockSize, ZeroPoints: false, options.AccuracyLevel ?? DefaultAccuracyLevel(variant)),
+        _ => null,
+    };
+
+    // CUDA ignores the level for fp16 activations; the CPU runs level 4 with MLAS's int8 kernels (perf/README.md).
+    private static int DefaultAccuracyLevel(string variant) => variant == "cuda" ? 0 : 4;
 
     /// <summary>Exports an opened checkpoint (tests pass in-memory ones); <paramref name="checkpointPath"/> is recorded in the manifest.</summary>
     internal static ExportSummary Export(Checkpoint checkpoint, string checkpointPath, string outputDirectory, ExportOptions options,
         IProgress<ExportProgress>? progress, CancellationToken cancellationToken)
     {
         ValidateOptions(options);
+        var variant = options.Variant ?? (options.DType == "fp16" ? "cuda" : "cpu");
         var backbone = options.DType switch
         {
             "fp32" or "int8" => ElementType.Float,
             "fp16" => ElementType.Float16,
-            _ => throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA) or int8 (CPU)."),
+            "int4" or "int8-block" => variant == "cuda" ? ElementType.Float16 : ElementType.Float,
+            _ => throw new ExportException($"dtype '{options.DType}' is not supported: use {string.Join(", ", DTypes)}."),
         };
-        var variant = options.Variant ?? (backbone == ElementType.Float ? "cpu" : "cuda");
-        if (variant is not ("cpu" or "cuda"))
-            throw new ExportException($"variant '{variant}' is not supported: use cpu or cuda.");
+        var blocks = BlockQuantizedDefaults(options, variant);
         PrepareOutputDirectory(outputDirectory, options.Overwrite);
 
         var clock = Stopwatch.StartNew();
         CheckSupported(checkpoint.Config, checkpointPath);
         var pattern = GatingPattern(checkpoint, options);
 
-        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone, int8Linears: options.DType == "int8");
+        var quantized = options.DType is "int8" or "int4" or "int8-block";
+        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone,
+            int8Linears: options.DType == "int8", blocks: blocks, float16Embedding: quantized);
         var initializers = graph.StreamedInitializers;
         var bytesTotal = initializers.Sum(i => i.ElementCount * ElementConversion.SizeOf(i.Type));
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
+        var linearParameters = checkpoint.Tensors.Names.Where(IsBackboneLinear).Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
+        var embeddingParameters = checkpoint.Tensors.GetInfo("model.embed_tokens.weight").ElementCount;
 
         var graphPath = Path.Combine(outputDirectory, GraphFile);
         var dataPath = Path.Combine(outputDirectory, DataFile);
@@ -150,12 +190,19 @@ public static class ModelExporter
                 HiddenSize = checkpoint.Config.HiddenSize,
                 VocabSize = checkpoint.Config.VocabSize,
                 NumLayers = checkpoint.Config.NumHiddenLayers,
+                NumAttentionHeads = checkpoint.Config.NumAttentionHeads,
+                NumKeyValueHeads = checkpoint.Config.NumKeyValueHeads,
+                IntermediateSize = checkpoint.Config.IntermediateSize,
+                LinearParameters = linearParameters,
+                EmbeddingParameters = embeddingParameters,
+                OtherParameters = parameters - linearParameters - embeddingParameters,
                 Objectives = ObjectiveNames(checkpoint.Head),
                 PadTokenId = checkpoint.Config.PadTokenId,
                 BosTokenId = checkpoint.Config.BosTokenId,
                 GatingTokenPattern = pattern,
                 MaxSequenceLength = checkpoint.Config.MaxPositionEmbeddings,
                 HasPosterior = checkpoint.Head?.HasPosterior ?? false,
+                Quantization = QuantizationInfo(options.DType, blocks),
                 TokenizerFiles = tokenizerFiles,
                 Source = new RewardModelManifest.SourceInfo
                 {
@@ -180,6 +227,18 @@ public static class ModelExporter
             throw;
         }
     }
+
+    private static RewardModelManifest.QuantizationInfo? QuantizationInfo(string dtype, BlockQuantization? blocks) =>
+        dtype switch
+        {
+            "int8" => new RewardModelManifest.QuantizationInfo("DynamicQuantizeMatMul", 8, Symmetric: true, EmbeddingDType: "fp16"),
+            "int4" or "int8-block" => new RewardModelManifest.QuantizationInfo("MatMulNBits", blocks!.Bits, Symmetric: !blocks.ZeroPoints,
+                EmbeddingDType: "fp16", BlockSize: blocks.BlockSize, AccuracyLevel: blocks.AccuracyLevel),
+            _ => null,
+        };
+
+    private static bool IsBackboneLinear(string name) =>
+        name.StartsWith("model.layers.", StringComparison.Ordinal) && name.EndsWith("_proj.weight", StringComparison.Ordinal);
 
     /// <summary>Version of this exporter (the assembly's informational version).</summary>
     public static string ExporterVersion { get; } =

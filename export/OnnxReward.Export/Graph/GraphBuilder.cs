@@ -7,6 +7,7 @@ namespace OnnxReward.Export.Graph;
 internal enum ElementType
 {
     Float = 1,
+    UInt8 = 2,
     Int8 = 3,
     Int32 = 6,
     Int64 = 7,

@@ -18,12 +18,18 @@ internal static class LlamaRewardGraph
     /// or Float16 (CUDA EP) for the backbone, whose config is <paramref name="config"/>; the head is float32 in both.
     /// <paramref name="int8Linears"/> (CPU, Float backbone only): the backbone's Linear layers become ORT's
     /// DynamicQuantizeMatMul with symmetric per-output-channel int8 weights (activations quantized per tensor at run time);
-    /// embeddings, norms, attention and the head stay float32.</summary>
+    /// embeddings, norms, attention and the head stay float32.
+    /// <paramref name="blocks"/>: the backbone's Linear layers become com.microsoft.MatMulNBits with block-quantized
+    /// weights (BlockQuantization.cs), activations in the backbone's type (float32 for the CPU, float16 for CUDA).
+    /// <paramref name="float16Embedding"/>: the embedding table is stored as float16 (gathered, then cast), half the bytes
+    /// of a float32 table; the quantized variants use it. A table the checkpoint stores as F16 is always kept F16.</summary>
     public static GraphBuilder Build(LlamaConfig config, RewardHeadConfig? head, ITensorSource weights, ElementType backbone,
-        bool int8Linears = false)
+        bool int8Linears = false, BlockQuantization? blocks = null, bool float16Embedding = false)
     {
         if (int8Linears && backbone != ElementType.Float)
             throw new ArgumentException("int8 Linear layers need a float32 backbone (the CPU variant).", nameof(int8Linears));
+        if (int8Linears && blocks is not null)
+            throw new ArgumentException("choose int8 (DynamicQuantizeMatMul) or block-quantized (MatMulNBits) Linear layers, not both.", nameof(blocks));
         int d = config.HiddenSize, h = config.NumAttentionHeads, hkv = config.NumKeyValueHeads, dh = config.HeadDim;
         int f = config.IntermediateSize, v = config.VocabSize, layers = config.NumHiddenLayers;
         var eps = (float)config.RmsNormEps;
@@ -40,6 +46,17 @@ internal static class LlamaRewardGraph
         {
             var shapes = parts.Select(p => weights.GetInfo(p).Shape).ToArray();
             long k = shapes[0][1], m = shapes.Sum(s => s[0]);
+            if (blocks is not null)
+            {
+                // MatMulNBits(x, B, scales[, zero_points]) = x · dequant(B)ᵀ with B's rows the HF [out, in] rows.
+                var q = new BlockQuantizedLinear(weights, parts, blocks, float16Scales: backbone == ElementType.Float16);
+                var wb = g.Weight(weightName + $".q{blocks.Bits}", ElementType.UInt8, q.WeightDims, q.Weights);
+                var ws = g.Weight(weightName + ".scales", backbone, q.ScaleDims, q.Scales);
+                var wz = blocks.ZeroPoints ? g.Weight(weightName + ".zero_points", ElementType.UInt8, q.ZeroPointDims, q.ZeroPointValues) : Value.None;
+                return g.Node("MatMulNBits", $"{name}/MatMulNBits", [x, wb, ws, wz], 1, GraphBuilder.MsDomain,
+                    Attr.Int("K", k), Attr.Int("N", m), Attr.Int("bits", blocks.Bits), Attr.Int("block_size", blocks.BlockSize),
+                    Attr.Int("accuracy_level", blocks.AccuracyLevel))[0];
+            }
             var producer = Weights.PackedTransposed(weights, parts);
             if (!int8Linears)
                 return g.MatMul(x, g.Weight(weightName, backbone, [k, m], producer), $"{name}/MatMul");
@@ -107,7 +124,7 @@ internal static class LlamaRewardGraph
         // A table the checkpoint stores as F16 stays F16 in an fp32 graph (half the bytes, and exact: every value is an
         // fp16 value) and is widened after the gather; this keeps a 128K-vocabulary default model small.
         var embedInfo = weights.GetInfo("model.embed_tokens.weight");
-        var x = backbone == ElementType.Float && embedInfo.DType == TensorDType.F16
+        var x = backbone == ElementType.Float && (embedInfo.DType == TensorDType.F16 || float16Embedding)
             ? g.Cast(g.Gather(g.Weight("model.embed_tokens.weight", ElementType.Float16, embedInfo.Shape,
                     Weights.Copy(weights, "model.embed_tokens.weight")), inputIds, 0, "/model/embed_tokens/Gather"),
                 ElementType.Float, "/model/embed_tokens/Cast")

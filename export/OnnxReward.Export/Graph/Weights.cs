@@ -16,6 +16,10 @@ internal abstract class WeightSink
 
     /// <summary>Appends the next values of the current initializer.</summary>
     public abstract void Write(ReadOnlySpan<float> values);
+
+    /// <summary>Appends the next bytes of a one-byte initializer (UInt8 / Int8) as they are: packed block-quantized
+    /// weights and zero points (see BlockQuantization.cs), one element per byte.</summary>
+    public abstract void WriteBytes(ReadOnlySpan<byte> bytes);
 }
 
 /// <summary>
@@ -238,5 +242,8 @@ internal sealed class Int8Columns(WeightProducer source, long rows, long columns
             values.CopyTo(_own.AsSpan((int)_written));
             _written += values.Length;
         }
+
+        public override void WriteBytes(ReadOnlySpan<byte> bytes) =>
+            throw new InvalidOperationException("int8 quantization reads float weights; a byte producer cannot feed it.");
     }
 }

@@ -12,7 +12,7 @@ internal static class ElementConversion
         ElementType.Float or ElementType.Int32 => 4,
         ElementType.Int64 => 8,
         ElementType.Float16 => 2,
-        ElementType.Int8 => 1,
+        ElementType.Int8 or ElementType.UInt8 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unsupported element type"),
     };
 
@@ -41,8 +41,13 @@ internal static class ElementConversion
                 for (var i = 0; i < values.Length; i++)
                     destination[i] = (byte)(sbyte)Math.Clamp(MathF.Round(values[i]), -128f, 127f);
                 break;
+            case ElementType.UInt8:
+                // Packed quantized blobs are normally written as bytes (WeightSink.WriteBytes); integral floats also work.
+                for (var i = 0; i < values.Length; i++)
+                    destination[i] = (byte)Math.Clamp(MathF.Round(values[i]), 0f, 255f);
+                break;
             default:
-                throw new ArgumentOutOfRangeException(nameof(type), type, "only float and int8 weights are streamed");
+                throw new ArgumentOutOfRangeException(nameof(type), type, "only float, float16, int8 and uint8 weights are streamed");
         }
     }
 

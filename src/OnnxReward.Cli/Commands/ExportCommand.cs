@@ -5,7 +5,8 @@ using Spectre.Console;
 
 namespace OnnxReward.Cli.Commands;
 
-/// <summary><c>onnxreward export &lt;checkpoint&gt; --out &lt;dir&gt; [--dtype fp32|fp16|int8] [--ep cpu|cuda] [--force]</c>.</summary>
+/// <summary><c>onnxreward export &lt;checkpoint&gt; --out &lt;dir&gt; [--dtype fp32|fp16|int8|int8-block|int4] [--ep cpu|cuda]
+/// [--block-size 16|32|64|128] [--accuracy-level 0-4] [--force]</c>.</summary>
 internal static class ExportCommand
 {
     public static Command Create()
@@ -17,21 +18,37 @@ internal static class ExportCommand
         var output = new Option<string>("--out", "-o") { Description = "Model directory to write (created if missing).", Required = true };
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Backbone precision: fp32 (CPU EP), fp16 (CUDA EP) or int8 (CPU EP: Linear layers as dynamically " +
-                          "quantized int8 MatMuls, faster and approximate). The head is always fp32.",
+            Description = "Backbone precision: fp32 (CPU EP), fp16 (CUDA EP), int8 (CPU EP: Linear layers as dynamically " +
+                          "quantized int8 MatMuls, fastest on the CPU, approximate), int8-block or int4 (Linear layers as " +
+                          "MatMulNBits with 8- or 4-bit block-quantized weights: about 1/4 or 1/7 of the fp32 weight memory; CPU or CUDA). " +
+                          "The head is always fp32. perf/README.md says which to pick.",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong("fp32", "fp16", "int8");
-        var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cpu for fp32 and int8, cuda for fp16)." };
+        dtype.AcceptOnlyFromAmong([.. ModelExporter.DTypes]);
+        var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cuda for fp16, cpu for the others)." };
         ep.AcceptOnlyFromAmong("cpu", "cuda");
+        var blockSize = new Option<int>("--block-size")
+        {
+            Description = "int4 / int8-block: input features per quantization block (16, 32, 64 or 128; smaller = more accurate, larger = smaller file).",
+            DefaultValueFactory = _ => 32,
+        };
+        blockSize.AcceptOnlyFromAmong([.. ModelExporter.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        var accuracy = new Option<int?>("--accuracy-level")
+        {
+            Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default: 4 on cpu, 0 on cuda.",
+        };
         var force = new Option<bool>("--force") { Description = "Overwrite the model files of a non-empty --out directory." };
 
         var command = new Command("export", "Export a checkpoint to a fused ONNX reward model directory (model.onnx + weights + reward_model.json + tokenizer).")
         {
-            checkpoint, output, dtype, ep, force,
+            checkpoint, output, dtype, ep, blockSize, accuracy, force,
         };
         command.SetAction(pr => Run(pr.GetValue(checkpoint)!, pr.GetValue(output)!,
-            new ExportOptions { DType = pr.GetValue(dtype)!, Variant = pr.GetValue(ep), Overwrite = pr.GetValue(force) },
+            new ExportOptions
+            {
+                DType = pr.GetValue(dtype)!, Variant = pr.GetValue(ep), Overwrite = pr.GetValue(force),
+                BlockSize = pr.GetValue(blockSize), AccuracyLevel = pr.GetValue(accuracy),
+            },
             Console.Out, Console.Error));
         return command;
     }
@@ -67,6 +84,9 @@ internal static class ExportCommand
             table.HideHeaders();
             table.AddRow("model directory", Markup.Escape(s.OutputDirectory));
             table.AddRow("kind / dtype / variant", $"{s.Manifest.Kind} / {s.Manifest.DType} / {s.Manifest.Variant}");
+            if (s.Manifest.Quantization is { } q)
+                table.AddRow("quantization", Markup.Escape($"{q.Method}, {q.Bits}-bit{(q.BlockSize is { } b ? $", block {b}" : "")}" +
+                    $"{(q.AccuracyLevel is { } a ? $", accuracy level {a}" : "")}, {(q.Symmetric ? "symmetric" : "zero points")}, embedding {q.EmbeddingDType}"));
             table.AddRow("tensors written", s.Tensors.ToString("N0"));
             table.AddRow("parameters", s.Parameters.ToString("N0"));
             table.AddRow("weights bytes", $"{s.DataBytes:N0} ({s.DataBytes / 1048576.0:F1} MiB)");

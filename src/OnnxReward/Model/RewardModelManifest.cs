@@ -29,7 +29,8 @@ public sealed record RewardModelManifest
     /// <summary>The ONNX file, relative to the model directory.</summary>
     [JsonPropertyName("graph")] public string Graph { get; init; } = "model.onnx";
 
-    /// <summary><c>fp32</c> or <c>fp16</c> (backbone precision; the head is always fp32).</summary>
+    /// <summary>Backbone precision: <c>fp32</c>, <c>fp16</c>, <c>int8</c> (DynamicQuantizeMatMul), <c>int8-block</c> or
+    /// <c>int4</c> (MatMulNBits; see <see cref="Quantization"/>). The head is always fp32.</summary>
     [JsonPropertyName("dtype")] public required string DType { get; init; }
 
     /// <summary>The execution provider the graph was built for: <c>cpu</c> or <c>cuda</c>.</summary>
@@ -38,6 +39,21 @@ public sealed record RewardModelManifest
     [JsonPropertyName("hidden_size")] public required int HiddenSize { get; init; }
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("num_layers")] public int NumLayers { get; init; }
+
+    // Shape and parameter counts for the memory estimate made before a session is created (Runtime/MemoryFit.cs);
+    // absent in manifests written before they were recorded.
+    [JsonPropertyName("num_attention_heads")] public int? NumAttentionHeads { get; init; }
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    [JsonPropertyName("intermediate_size")] public int? IntermediateSize { get; init; }
+
+    /// <summary>Weights of the backbone's Linear layers (what the dtype quantizes).</summary>
+    [JsonPropertyName("linear_parameters")] public long? LinearParameters { get; init; }
+
+    /// <summary>Entries of the embedding table (vocab_size · hidden_size).</summary>
+    [JsonPropertyName("embedding_parameters")] public long? EmbeddingParameters { get; init; }
+
+    /// <summary>Everything else: norms and the head (kept in float32).</summary>
+    [JsonPropertyName("other_parameters")] public long? OtherParameters { get; init; }
 
     /// <summary>Objective names in output order (empty for a backbone graph).</summary>
     [JsonPropertyName("objectives")] public IReadOnlyList<string> Objectives { get; init; } = [];
@@ -52,6 +68,9 @@ public sealed record RewardModelManifest
     [JsonPropertyName("max_sequence_length")] public required int MaxSequenceLength { get; init; }
 
     [JsonPropertyName("has_posterior")] public bool HasPosterior { get; init; }
+
+    /// <summary>How the backbone's Linear layers are quantized (null for fp32 / fp16).</summary>
+    [JsonPropertyName("quantization")] public QuantizationInfo? Quantization { get; init; }
 
     /// <summary>Tokenizer files copied beside the graph (<c>tokenizer.json</c>, <c>tokenizer_config.json</c>, …); empty
     /// when the source had none (then only <c>input_ids</c> inputs can be scored).</summary>
@@ -69,6 +88,20 @@ public sealed record RewardModelManifest
         [JsonPropertyName("format")] public string? Format { get; init; }
         [JsonPropertyName("files")] public IReadOnlyList<SourceFile> Files { get; init; } = [];
     }
+
+    /// <summary>The quantized variants' settings: the ORT operator of the backbone's Linear layers, the weight bits,
+    /// symmetric or with zero points, the embedding table's storage type, and for MatMulNBits the block size and the
+    /// accuracy level (4 = int8 compute on the CPU).</summary>
+    public sealed record QuantizationInfo(
+        [property: JsonPropertyName("method")] string Method,
+        [property: JsonPropertyName("bits")] int Bits,
+        [property: JsonPropertyName("symmetric")] bool Symmetric,
+        [property: JsonPropertyName("embedding_dtype")] string EmbeddingDType,
+        [property: JsonPropertyName("block_size")] int? BlockSize = null,
+        [property: JsonPropertyName("accuracy_level")] int? AccuracyLevel = null);
+
+    /// <summary>The dtypes a manifest may name.</summary>
+    public static IReadOnlyList<string> DTypes { get; } = ["fp32", "fp16", "int8", "int8-block", "int4"];
 
     public sealed record SourceFile(
         [property: JsonPropertyName("name")] string Name,
@@ -130,8 +163,8 @@ public sealed record RewardModelManifest
                 "Re-export the model with this version's `onnxreward export`.");
         if (Kind is not ("reward" or "backbone"))
             throw new RewardModelException(Bad("kind", $"is '{Kind}', expected 'reward' or 'backbone'"));
-        if (DType is not ("fp32" or "fp16" or "int8"))
-            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected 'fp32', 'fp16' or 'int8'"));
+        if (!DTypes.Contains(DType))
+            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", DTypes.Select(d => $"'{d}'"))}"));
         if (Variant is not ("cpu" or "cuda"))
             throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
         if (HiddenSize < 1) throw new RewardModelException(Bad("hidden_size", $"is {HiddenSize}, expected a positive size"));
