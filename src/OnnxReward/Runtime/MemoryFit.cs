@@ -21,7 +21,7 @@ internal readonly record struct MemoryEstimate(string DType, long Weights, long 
 /// memory-mapped and read once for prepacking; its pages are file-backed and reclaimable, and the embedding table is
 /// only touched at the gathered rows, so neither counts beyond one table row per budgeted token. The head and norms are
 /// counted in float32.</item>
-/// <item>activations, for the largest batch the options allow (B·T ≤ MaxBatchTokens, T ≤ MaxSequenceLength, one longer
+/// <item>activations, for the largest batch the options allow (B·T ≤ MaxBatchTokens, B ≤ MaxBatchSize, T ≤ MaxSequenceLength, one longer
 /// row alone): the per-token intermediates of one layer, (6·D + 2·Dkv + 4·F) floats, live at once, plus
 /// GroupQueryAttention's CPU score matrix B·H·T·T floats.</item>
 /// <item>runtime: the .NET runtime, ONNX Runtime's code and arenas, the tokenizer: 0.5 GB.</item>
@@ -103,7 +103,9 @@ internal static class MemoryFit
         // The largest batch the options allow: B·T ≤ budget with T ≤ max length; a single longer row runs alone.
         long maxT = EffectiveMaxLength(m, options);
         // Scores B·H·T·T = H·T·(B·T) ≤ H·maxT·tokens.
-        long tokens = Math.Max(options.MaxBatchTokens, maxT);
+        // B ≤ MaxBatchSize, so a batch never holds more than MaxBatchSize·maxT tokens even when the token budget is
+        // unbounded (fixed-size batches set MaxBatchTokens = int.MaxValue).
+        long tokens = Math.Max(Math.Min(options.MaxBatchTokens, (long)options.MaxBatchSize * maxT), maxT);
         var perToken = (6 * d + 2 * kv + 4 * ffn) * 4;
         var scores = heads * 4 * maxT * tokens;
         return new MemoryEstimate(dtype, weights, tokens * perToken + scores, RuntimeBytes);
