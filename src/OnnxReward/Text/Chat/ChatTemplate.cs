@@ -81,18 +81,20 @@ public sealed class ChatTemplate
         }
     }
 
-    /// <summary>Renders messages (role/content pairs; extra fields are visible to the template too).</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false)
+    /// <summary>Renders messages (role/content pairs; extra fields are visible to the template too). The render is
+    /// bounded by one budget of steps and built characters (a <see cref="TemplateException"/> past it), and
+    /// <paramref name="cancellationToken"/> is checked as it runs.</summary>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false, CancellationToken cancellationToken = default)
     {
         var list = messages.Select(m => (object?)new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["role"] = m.Role,
             ["content"] = m.Content,
         }).ToList();
-        return RenderValues(list, addGenerationPrompt);
+        return RenderValues(list, addGenerationPrompt, cancellationToken);
     }
 
-    internal string RenderValues(List<object?> messages, bool addGenerationPrompt)
+    internal string RenderValues(List<object?> messages, bool addGenerationPrompt, CancellationToken cancellationToken = default)
     {
         var globals = new Dictionary<string, object?>(_tokens, StringComparer.Ordinal)
         {
@@ -118,7 +120,7 @@ public sealed class ChatTemplate
             ["strftime_now"] = (JinjaFunction)((args, _) => DateTime.Now.ToString(PythonDateFormat(JinjaEvaluator.ToStr(args.FirstOrDefault())),
                 System.Globalization.CultureInfo.InvariantCulture)),
         };
-        return NestingGuard(() => JinjaEvaluator.Render(_source, _nodes, globals));
+        return NestingGuard(() => JinjaEvaluator.Render(_source, _nodes, globals, cancellationToken));
     }
 
     private static string ArgumentNullExceptionOr(string template)

@@ -28,26 +28,46 @@ internal sealed class JinjaEvaluator
 {
     // Limits that keep a hostile chat_template (it comes from a file) from exhausting memory or time. Real templates
     // over real conversations stay orders of magnitude below them. Ranges use Jinja's own sandbox limit, MAX_RANGE.
+    // One budget covers every operation of a render: each statement, loop iteration and expression evaluated (loop
+    // filters, filter and method calls included) is a step, and every string or list an operation builds is charged
+    // its length to the built budget (concatenation, filters, ns.x = ns.x ~ … growth), so no combination of them can
+    // run longer than the two bounds allow (issue 16 item 6: each of those took over 120 s per conversation).
     internal const int MaxStringLength = 1 << 25;        // 32M characters in any one string, the output included
     internal const int MaxListLength = 1 << 20;
     internal const int MaxRange = 100_000;
-    private const long MaxSteps = 10_000_000;            // statements executed + loop iterations
+    internal const long MaxSteps = 10_000_000;           // statements + loop iterations + expressions evaluated
+    internal const long MaxBuiltChars = 1L << 28;        // characters (and list items, see ListItemCost) built per render
+    private const int ListItemCost = 8;                  // a list item (a boxed value, a slot) costs what 8 characters do
+    private const int CancellationStride = 4096;
 
     private readonly string _src;
+    private readonly CancellationToken _cancellation;
     private long _steps;
+    private long _built;
     private readonly List<Dictionary<string, object?>> _scopes = [];
     private readonly StringBuilder _out = new();
 
-    private JinjaEvaluator(string src, Dictionary<string, object?> globals)
+    private JinjaEvaluator(string src, Dictionary<string, object?> globals, CancellationToken cancellation)
     {
         _src = src;
+        _cancellation = cancellation;
         _scopes.Add(globals);
     }
 
-    public static string Render(string src, List<Node> nodes, Dictionary<string, object?> globals)
+    /// <summary>Steps and built characters the last render on this thread used (tests and diagnostics).</summary>
+    [ThreadStatic] internal static (long Steps, long Built) LastWork;
+
+    public static string Render(string src, List<Node> nodes, Dictionary<string, object?> globals, CancellationToken cancellation = default)
     {
-        var e = new JinjaEvaluator(src, new Dictionary<string, object?>(globals, StringComparer.Ordinal));
-        e.Exec(nodes);
+        var e = new JinjaEvaluator(src, new Dictionary<string, object?>(globals, StringComparer.Ordinal), cancellation);
+        try
+        {
+            e.Exec(nodes);
+        }
+        finally
+        {
+            LastWork = (e._steps, e._built);
+        }
         return e._out.ToString();
     }
 
@@ -67,8 +87,12 @@ internal sealed class JinjaEvaluator
                     _out.Append(t.Text);
                     break;
                 case OutputNode o:
-                    _out.Append(ToStr(Eval(o.Expr)));
+                {
+                    var text = ToStr(Eval(o.Expr));
+                    Charge(text.Length, o.Position);
+                    _out.Append(text);
                     break;
+                }
                 case SetNode s:
                     var value = Eval(s.Value);
                     if (s.Attribute is null)
@@ -102,17 +126,50 @@ internal sealed class JinjaEvaluator
     private void Step(int pos)
     {
         if (++_steps > MaxSteps)
-            throw Error(pos, $"the template ran more than {MaxSteps:N0} steps (statements and loop iterations); a chat template " +
-                             "that does this is broken or hostile: use the model's original tokenizer_config.json");
+            throw Error(pos, $"the template ran more than {MaxSteps:N0} steps (statements, loop iterations and expressions); a " +
+                             "chat template that does this is broken or hostile: use the model's original tokenizer_config.json");
+        if ((_steps & (CancellationStride - 1)) == 0)
+            _cancellation.ThrowIfCancellationRequested();
         if (_out.Length > MaxStringLength)
             throw Error(pos, $"the rendered text is over {MaxStringLength:N0} characters: the conversation is far too long to score, or the template is hostile");
     }
 
-    /// <summary>A string about to be built from parts of these lengths, refused before allocating when too long.</summary>
+    /// <summary>A string about to be built from parts of these lengths, refused before allocating when too long or when
+    /// it would take the render over its built budget.</summary>
     internal void CheckLength(long length, int pos)
     {
         if (length > MaxStringLength)
             throw Error(pos, $"the template builds a string of {length:N0} characters, over the limit of {MaxStringLength:N0}");
+        if (_built + length > MaxBuiltChars)
+            throw OverBudget(pos);
+    }
+
+    /// <summary>Charges what an operation built (a string's characters, a list's items) to the render's budget.</summary>
+    private void Charge(long amount, int pos)
+    {
+        _built += amount;
+        if (_built > MaxBuiltChars)
+            throw OverBudget(pos);
+    }
+
+    private TemplateException OverBudget(int pos) => Error(pos,
+        $"the template built more than {MaxBuiltChars:N0} characters in one render (strings grown in a loop, or a filter " +
+        "building large strings per item); a chat template that does this is broken or hostile: use the model's original " +
+        "tokenizer_config.json");
+
+    /// <summary>Charges a value an operation created (not one it only looked up).</summary>
+    private object? Built(object? value, int pos)
+    {
+        switch (value)
+        {
+            case string s:
+                Charge(s.Length, pos);
+                break;
+            case System.Collections.ICollection c:
+                Charge((long)c.Count * ListItemCost, pos);
+                break;
+        }
+        return value;
     }
 
     internal void CheckCount(long count, int pos)
@@ -124,6 +181,7 @@ internal sealed class JinjaEvaluator
     private void ExecFor(ForNode f)
     {
         var items = Iterate(Eval(f.Iterable), f.Iterable.Position).ToList();
+        Charge((long)items.Count * ListItemCost, f.Position);
         var scope = new Dictionary<string, object?>(StringComparer.Ordinal);
         _scopes.Add(scope);
         try
@@ -180,6 +238,7 @@ internal sealed class JinjaEvaluator
     private object? Eval(Expr e)
     {
         System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+        Step(e.Position);
         switch (e)
         {
             case Literal l:
@@ -187,18 +246,18 @@ internal sealed class JinjaEvaluator
             case NameExpr n:
                 return Lookup(n.Name);
             case ListExpr l:
-                return l.Items.Select(Eval).ToList();
+                return Built(l.Items.Select(Eval).ToList(), l.Position);
             case DictExpr d:
-                return d.Items.ToDictionary(kv => ToStr(Eval(kv.Key)), kv => Eval(kv.Value), StringComparer.Ordinal);
+                return Built(d.Items.ToDictionary(kv => ToStr(Eval(kv.Key)), kv => Eval(kv.Value), StringComparer.Ordinal), d.Position);
             case AttrExpr a:
                 return GetAttr(Eval(a.Target), a.Name);
             case IndexExpr ix:
-                return ix.IsSlice ? Slice(Eval(ix.Target), ix) : GetItem(Eval(ix.Target), Eval(ix.Index!), ix.Position);
+                return ix.IsSlice ? Built(Slice(Eval(ix.Target), ix), ix.Position) : GetItem(Eval(ix.Target), Eval(ix.Index!), ix.Position);
             case CallExpr c:
-                return Call(c);
+                return Built(Call(c), c.Position);
             case FilterExpr f:
-                return JinjaBuiltins.Filter(this, f.Name, Eval(f.Target), f.Args.Select(Eval).ToList(),
-                    f.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value)), f.Position);
+                return Built(JinjaBuiltins.Filter(this, f.Name, Eval(f.Target), f.Args.Select(Eval).ToList(),
+                    f.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value)), f.Position), f.Position);
             case TestExpr t:
                 return JinjaBuiltins.Test(this, t.Name, Eval(t.Target), t.Args.Select(Eval).ToList(), t.Position) != t.Negated;
             case UnaryExpr u:
@@ -210,7 +269,7 @@ internal sealed class JinjaEvaluator
                     _ => operand,
                 };
             case BinaryExpr b:
-                return Binary(b);
+                return b.Op is "~" or "+" or "*" ? Built(Binary(b), b.Position) : Binary(b);
             case CondExpr c:
                 return Truthy(Eval(c.Condition)) ? Eval(c.Then) : c.Else is null ? Undefined.Instance : Eval(c.Else);
             default:
