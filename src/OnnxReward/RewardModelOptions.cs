@@ -24,6 +24,21 @@ public enum TruncationPolicy
     DropOldestTurns,
 }
 
+/// <summary>What special-token strings (e.g. <c>&lt;|eot_id|&gt;</c>, <c>[PAD]</c>) inside message <em>content</em> become.</summary>
+public enum ContentSpecialTokens
+{
+    /// <summary>Their special ids, as Hugging Face's <c>apply_chat_template</c> + tokenizer do (the default: scores
+    /// match the Python reference). A response can then close its turn and open new ones, and "[PAD]" in it moves the
+    /// reward position.</summary>
+    Special,
+
+    /// <summary>The plain text they are: a response cannot forge turns or move the gating/reward positions, and
+    /// "[PAD]" is ordinary text. The template's own special tokens stay special. Pick this when scoring untrusted text
+    /// (reward hacking through injected turn markers); scores differ from the Python reference only for content that
+    /// holds such strings.</summary>
+    Text,
+}
+
 /// <summary>
 /// Options for <see cref="RewardModel.Load"/>. Validated and frozen when the model is loaded (later changes to this
 /// instance do not affect a loaded model).
@@ -52,6 +67,11 @@ public sealed record RewardModelOptions
 
     /// <summary>What happens to conversations over <see cref="MaxSequenceLength"/>. Default <see cref="TruncationPolicy.Error"/>.</summary>
     public TruncationPolicy Truncation { get; init; } = TruncationPolicy.Error;
+
+    /// <summary>What special-token strings inside message content become; <see cref="ContentSpecialTokens.Special"/>
+    /// (Hugging Face's behaviour) by default. Pre-rendered text (<c>{"text": …}</c>, <see cref="RewardModel.ScoreTemplated"/>)
+    /// always has its special tokens recognised: it is templated on purpose.</summary>
+    public ContentSpecialTokens ContentSpecialTokens { get; init; } = ContentSpecialTokens.Special;
 
     /// <summary>ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (one per physical core).</summary>
     public int IntraOpThreads { get; init; }
@@ -89,5 +109,7 @@ public sealed record RewardModelOptions
             throw new ArgumentOutOfRangeException(nameof(MemoryLimitBytes), MemoryLimitBytes, "MemoryLimitBytes must be positive, or null to use what the machine has available.");
         if (!Enum.IsDefined(Truncation))
             throw new ArgumentOutOfRangeException(nameof(Truncation), Truncation, "Use Error or DropOldestTurns.");
+        if (!Enum.IsDefined(ContentSpecialTokens))
+            throw new ArgumentOutOfRangeException(nameof(ContentSpecialTokens), ContentSpecialTokens, "Use Special or Text.");
     }
 }

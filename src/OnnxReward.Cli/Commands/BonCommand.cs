@@ -18,6 +18,7 @@ internal static class BonCommand
         var budget = CommandSupport.BatchTokensOption();
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
+        var content = CommandSupport.ContentSpecialTokensOption();
         var rule = new Option<string>("--rule")
         {
             Description = "score | lsc-and (needs reference_responses) | mean-minus-k-std | mean-minus-k-var (need a posterior).",
@@ -31,7 +32,7 @@ internal static class BonCommand
             "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
             "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
         {
-            model, input, output, ep, budget, padding, truncation, rule, k, objectives, quantile, reference,
+            model, input, output, ep, budget, padding, truncation, content, rule, k, objectives, quantile, reference,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -56,7 +57,7 @@ internal static class BonCommand
                 },
             };
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                maxPaddingWaste: parse.GetValue(padding));
+                maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
                                        "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");

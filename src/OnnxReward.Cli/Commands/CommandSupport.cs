@@ -43,6 +43,20 @@ internal static class CommandSupport
         DefaultValueFactory = _ => "error",
     };
 
+    public static Option<string> ContentSpecialTokensOption() => new("--content-special-tokens")
+    {
+        Description = "Special-token strings inside message content: special (default; their ids, as Hugging Face does) or text " +
+                      "(plain text, so a response cannot forge turns; use it for untrusted text). {\"text\": …} input always recognises them.",
+        DefaultValueFactory = _ => "special",
+    };
+
+    public static ContentSpecialTokens ParseContentSpecialTokens(string value) => value.ToLowerInvariant() switch
+    {
+        "special" => ContentSpecialTokens.Special,
+        "text" => ContentSpecialTokens.Text,
+        _ => throw new CliException($"--content-special-tokens '{value}' is not one of special, text."),
+    };
+
     public static Option<int?> MaxLengthOption() => new("--max-length") { Description = "Longest accepted conversation in tokens (default: the model's limit)." };
 
     /// <summary>The default model: models/default beside the working directory or above the executable.</summary>
@@ -64,8 +78,9 @@ internal static class CommandSupport
     }
 
     public static RewardModel LoadModel(DirectoryInfo? model, string ep, int maxBatchTokens = 8192, string truncation = "error", int? maxLength = null,
-        double maxPaddingWaste = 0.10)
+        double maxPaddingWaste = 0.10, string contentSpecialTokens = "special")
     {
+        var content = ParseContentSpecialTokens(contentSpecialTokens);
         if (!(maxPaddingWaste is >= 0 and <= 1))
             throw new CliException($"--max-padding-waste is {maxPaddingWaste}; give a fraction from 0 to 1 (0.10 by default).");
         var provider = ep.ToLowerInvariant() switch
@@ -88,6 +103,7 @@ internal static class CommandSupport
             MaxPaddingWaste = maxPaddingWaste,
             Truncation = policy,
             MaxSequenceLength = maxLength,
+            ContentSpecialTokens = content,
             Log = message => Console.Error.WriteLine(message),
         });
     }

@@ -18,15 +18,16 @@ internal static class EvalCommand
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var maxLength = CommandSupport.MaxLengthOption();
+        var content = CommandSupport.ContentSpecialTokensOption();
         var json = new Option<bool>("--json") { Description = "Print {\"overall\", \"n\", \"ties\", \"per_source\"} instead of a table." };
         var command = new Command("eval", "Pairwise accuracy of the reward model on preference pairs, per source and overall.")
         {
-            files, model, ep, budget, padding, truncation, maxLength, json,
+            files, model, ep, budget, padding, truncation, maxLength, json, content,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                parse.GetValue(maxLength), parse.GetValue(padding));
+                parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!);
             var outcomes = new List<PairOutcome>();
             var errors = 0;
             foreach (var file in parse.GetValue(files)!)

@@ -28,11 +28,12 @@ internal static class ScoreCommand
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var maxLength = CommandSupport.MaxLengthOption();
-        var command = new Command(name, description) { model, input, output, ep, budget, padding, truncation, maxLength };
+        var content = CommandSupport.ContentSpecialTokensOption();
+        var command = new Command(name, description) { model, input, output, ep, budget, padding, truncation, maxLength, content };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding));
+                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!);
             using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
             LongRun.Run(embed ? "embedding" : "scoring", advance =>
             {

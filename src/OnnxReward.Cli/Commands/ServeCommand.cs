@@ -15,6 +15,7 @@ internal static class ServeCommand
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
         var maxLength = CommandSupport.MaxLengthOption();
+        var content = CommandSupport.ContentSpecialTokensOption();
         var urls = new Option<string>("--urls")
         {
             Description = "Where to listen (semicolon-separated). Loopback by default; binding elsewhere without --api-key is warned about.",
@@ -35,7 +36,7 @@ internal static class ServeCommand
         var command = new Command("serve",
             "HTTP scoring service: POST /v1/score, /v1/bon, /get_reward (OpenRLHF), /v1/classify (vLLM/SGLang); GET /health, /metrics, /openapi.json.")
         {
-            model, ep, budget, padding, truncation, maxLength, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
+            model, ep, budget, padding, truncation, maxLength, content, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -63,7 +64,7 @@ internal static class ServeCommand
                     Console.Error.WriteLine($"warning: listening on {url}, beyond loopback, with no API key: anyone who can reach it can use it.");
 
             var server = ScoringServer.Create(settings, () => CommandSupport.LoadModel(dir, parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding)));
+                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!));
             server.StartAsync().GetAwaiter().GetResult();
             Console.Error.WriteLine($"onnxreward serve: listening on {string.Join(", ", server.Urls)}; loading the model (GET /health is 503 until ready).");
             _ = server.Ready.ContinueWith(t =>

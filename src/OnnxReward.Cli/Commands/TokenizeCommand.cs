@@ -17,22 +17,24 @@ internal static class TokenizeCommand
         };
         var input = CommandSupport.InputOption();
         var output = CommandSupport.OutputOption();
+        var content = CommandSupport.ContentSpecialTokensOption();
         var command = new Command("tokenize",
             "Tokenize JSON lines: {\"text\"} -> {\"input_ids\"} (special tokens recognised, no BOS added); " +
             "{\"messages\"} -> {\"input_ids\", \"reward_position\", \"gating_position\"} (chat template applied).")
         {
-            tokenizer, input, output,
+            tokenizer, input, output, content,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
-            Run(parse.GetValue(tokenizer)!, parse.GetValue(input), parse.GetValue(output))));
+            Run(parse.GetValue(tokenizer)!, parse.GetValue(input), parse.GetValue(output), parse.GetValue(content)!)));
         return command;
     }
 
-    private static int Run(DirectoryInfo tokenizerDir, FileInfo? input, FileInfo? output)
+    private static int Run(DirectoryInfo tokenizerDir, FileInfo? input, FileInfo? output, string content)
     {
+        var contentSpecialTokens = CommandSupport.ParseContentSpecialTokens(content);
         if (!tokenizerDir.Exists)
             throw new CliException($"--tokenizer {tokenizerDir.FullName} does not exist.");
-        var encoder = ConversationEncoder.Load(tokenizerDir.FullName);
+        var encoder = ConversationEncoder.Load(tokenizerDir.FullName, contentSpecialTokens: contentSpecialTokens);
         using var io = new JsonLines(input, output);
         for (var lines = io.Read(256); lines.Count > 0; lines = io.Read(256))
             foreach (var line in lines)
@@ -48,7 +50,7 @@ internal static class TokenizeCommand
                     if (json.ValueKind == System.Text.Json.JsonValueKind.Object && json.TryGetProperty("text", out var text)
                         && text.ValueKind == System.Text.Json.JsonValueKind.String && !json.TryGetProperty("messages", out _))
                     {
-                        var ids = encoder.Tokenizer.Encode(text.GetString()!);
+                        var ids = encoder.EncodeText(text.GetString()!, line.Number);
                         io.Write(w => WriteIds(w, ids));
                         continue;
                     }

@@ -195,22 +195,102 @@ public sealed class Llama3Tokenizer
         ArgumentNullException.ThrowIfNull(text);
         ThrowOnLoneSurrogate(text);
         using var scope = BoundedPreTokenizer.Scope(cancellationToken);
-        if (!recogniseAddedTokens || _addedPattern is null || !_addedPattern.IsMatch(text))
-            return ToArray(EncodeOrdinary(text));
-        // Segments between added tokens are encoded as spans of the text (no substrings).
+        return !recogniseAddedTokens || _addedPattern is null ? ToArray(EncodeOrdinary(text)) : EncodeSegments(text, escape: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Encodes text in which <paramref name="escape"/> marks characters that must not take part in an added token:
+    /// added tokens are found in the text as it is (an escape character inside one breaks it), then the escapes are
+    /// removed from the ordinary segments before BPE (a doubled escape stands for one literal escape character). This
+    /// is how message content becomes plain text while the template's own special tokens stay special.
+    /// </summary>
+    internal int[] EncodeEscaped(string text, char escape, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ThrowOnLoneSurrogate(text);
+        using var scope = BoundedPreTokenizer.Scope(cancellationToken);
+        return _addedPattern is null ? ToArray(EncodeOrdinary(Unescape(text, escape))) : EncodeSegments(text, escape, cancellationToken);
+    }
+
+    private int[] EncodeSegments(string text, char? escape, CancellationToken cancellationToken)
+    {
+        if (!_addedPattern!.IsMatch(text))
+            return ToArray(EncodeOrdinary(escape is { } e0 ? Unescape(text, e0) : text));
+        // Segments between added tokens are encoded as spans of the text (no substrings unless escapes are removed).
         var ids = new List<int>(text.Length / 3 + 4);
         var start = 0;
         foreach (var m in _addedPattern.EnumerateMatches(text))
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (m.Index > start)
-                ids.AddRange(EncodeOrdinary(text.AsSpan(start, m.Index - start)));
+                ids.AddRange(Ordinary(text.AsSpan(start, m.Index - start)));
             ids.Add(_addedLookup[text.AsSpan(m.Index, m.Length)]);
             start = m.Index + m.Length;
         }
         if (start < text.Length)
-            ids.AddRange(EncodeOrdinary(text.AsSpan(start)));
+            ids.AddRange(Ordinary(text.AsSpan(start)));
         return ids.ToArray();
+
+        IReadOnlyList<int> Ordinary(ReadOnlySpan<char> segment) =>
+            escape is { } e && segment.Contains(e) ? EncodeOrdinary(Unescape(segment, e)) : EncodeOrdinary(segment);
+    }
+
+    /// <summary>
+    /// The inverse of <see cref="EncodeEscaped"/>'s unescaping for one piece of untrusted text (message content): every
+    /// added token in it gets <paramref name="escape"/> after each of its characters but the last, so no added token
+    /// survives in it, nor forms with the text around it; literal escape characters are doubled. Removing the escapes
+    /// gives the text back exactly.
+    /// </summary>
+    internal string EscapeAddedTokens(string text, char escape)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var hasEscape = text.Contains(escape);
+        if (!hasEscape && (_addedPattern is null || !_addedPattern.IsMatch(text)))
+            return text;
+        var sb = new StringBuilder(text.Length + 32);
+        var start = 0;
+        if (_addedPattern is not null)
+            foreach (var m in _addedPattern.EnumerateMatches(text))
+            {
+                Plain(text.AsSpan(start, m.Index - start));
+                for (var i = m.Index; i < m.Index + m.Length - 1; i++)
+                    sb.Append(text[i]).Append(escape);
+                sb.Append(text[m.Index + m.Length - 1]);
+                start = m.Index + m.Length;
+            }
+        Plain(text.AsSpan(start));
+        return sb.ToString();
+
+        void Plain(ReadOnlySpan<char> part)
+        {
+            if (!hasEscape)
+            {
+                sb.Append(part);
+                return;
+            }
+            foreach (var c in part)
+            {
+                sb.Append(c);
+                if (c == escape)
+                    sb.Append(escape);
+            }
+        }
+    }
+
+    /// <summary>Removes escape characters; a doubled one stands for one literal.</summary>
+    private static string Unescape(ReadOnlySpan<char> text, char escape)
+    {
+        if (!text.Contains(escape))
+            return text.ToString();
+        var sb = new StringBuilder(text.Length);
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] != escape)
+                sb.Append(text[i]);
+            else if (i + 1 < text.Length && text[i + 1] == escape)
+                sb.Append(text[++i]);
+        }
+        return sb.ToString();
     }
 
     /// <summary>Index of the first unpaired UTF-16 surrogate in <paramref name="text"/>, or -1 (vectorised scan).</summary>
@@ -235,7 +315,7 @@ public sealed class Llama3Tokenizer
             throw new ArgumentException(
                 $"the text holds a lone UTF-16 surrogate (U+{(int)text[at]:X4} at character {at}), which is not a Unicode " +
                 "character and has no UTF-8 encoding: fix the input's escapes (a JSON \\ud800 must be followed by its low " +
-                "surrogate \\udc00-\\udfff).", nameof(text));
+                "surrogate \\udc00-\\udfff).");
     }
 
     private IReadOnlyList<int> EncodeOrdinary(ReadOnlySpan<char> text) =>
