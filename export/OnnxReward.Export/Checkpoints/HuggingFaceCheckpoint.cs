@@ -128,6 +128,8 @@ internal static class HuggingFaceCheckpoint
                 BosTokenId = OptionalId("bos_token_id"),
                 EosTokenId = OptionalId("eos_token_id"),
             };
+            if (ConfigBounds.Violation(config, null) is { } outOfBounds)       // before anything is sized from the config
+                throw new CheckpointException($"{path}: {outOfBounds}. Fix config.json.", path);
             if (config.HiddenSize % config.NumAttentionHeads != 0)
                 throw new CheckpointException(
                     $"{path}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}. Fix config.json.", path);
@@ -148,6 +150,13 @@ internal static class HuggingFaceCheckpoint
                 if (names is not null && names.Length != k)
                     throw new CheckpointException(
                         $"{path}: objective_names has {names.Length} names but num_objectives is {k}. Make them agree.", path);
+                // Scores are JSON objects keyed by objective name: a duplicate or empty name would make every score ambiguous.
+                if (names?.FirstOrDefault(string.IsNullOrWhiteSpace) is not null)
+                    throw new CheckpointException($"{path}: objective_names holds an empty name. Give every objective a name.", path);
+                if (names?.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } dup)
+                    throw new CheckpointException(
+                        $"{path}: objective_names lists '{dup.Key}' {dup.Count()} times; every score names its objectives, so the names must differ. " +
+                        "Fix config.json.", path);
                 head = new RewardHeadConfig
                 {
                     NumObjectives = k,
@@ -158,6 +167,8 @@ internal static class HuggingFaceCheckpoint
                     ObjectiveNames = names ?? (k == RewardHeadConfig.ArmoRmObjectiveNames.Count ? RewardHeadConfig.ArmoRmObjectiveNames : null),
                 };
             }
+            if (ConfigBounds.Violation(config, head) is { } problem)
+                throw new CheckpointException($"{path}: {problem}. Fix config.json.", path);
             return (config, head);
         }
     }
