@@ -78,8 +78,9 @@ public static class ConfigBounds
     public const int MaxGatingHiddenLayers = 64;
     public const int MaxGatingHiddenDim = 1 << 16;
 
-    /// <summary>Rotary tables hold positions × head_dim floats each (cos and sin); one .NET array holds them.</summary>
-    public const long MaxRotaryElements = 1L << 30;
+    /// <summary>Rotary tables hold positions × head_dim floats each (cos and sin), each in one .NET array
+    /// (<see cref="Array.MaxLength"/>; Llama-4's 10 M positions × 128 is 1.34 G).</summary>
+    public static long MaxRotaryElements => Array.MaxLength;
 
     /// <summary>The (key, value, least, most) a config's integers must satisfy; <c>num_key_value_heads</c> also divides
     /// <c>num_attention_heads</c> and heads divide <c>hidden_size</c> (checked where read).</summary>
