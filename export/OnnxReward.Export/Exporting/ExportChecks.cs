@@ -76,6 +76,14 @@ internal static class ExportChecks
                 throw new CheckpointException(
                     $"{tokenizerJson} encodes a short conversation to token id {outside}, outside the model's vocabulary [0, {c.VocabSize}): " +
                     "the tokenizer is not this model's. Use the tokenizer files that came with the weights.", tokenizerJson);
+            if (checkpoint.Head is not null && encoder.Template is not null && !Contains(ids, pattern))
+            {
+                var file = Path.Combine(location, ChatTemplate.ConfigFile);
+                throw new CheckpointException(
+                    $"{file}: the chat template renders a user/assistant conversation without the assistant header " +
+                    $"[{string.Join(", ", pattern)}] that marks the gating position, so no conversation could be scored. " +
+                    "Use the model's own chat template, or pass the header's token ids as the gating pattern.", file);
+            }
         }
         catch (TokenizerException e)
         {

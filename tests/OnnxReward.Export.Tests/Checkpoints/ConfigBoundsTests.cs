@@ -48,6 +48,18 @@ public class ConfigBoundsTests
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)), "no work proportional to the value (2-core CI bound)");
     }
 
+    [TestCase("gating_n_hidden", "\"3\"")]
+    [TestCase("gating_n_hidden", "[3]")]
+    [TestCase("hidden_act", "5")]
+    [TestCase("hidden_act", "{\"name\": \"silu\"}")]
+    public void ValueOfAnUnexpectedJsonType_IsACheckpointException(string key, string json)
+    {
+        // Found by ExportFuzzTests: gating_n_hidden and hidden_act of other JSON types threw InvalidOperationException.
+        var path = Config(c => c[key] = JsonNode.Parse(json));
+        var e = Assert.Throws<CheckpointException>(() => HuggingFaceCheckpoint.ReadConfig(path))!;
+        Assert.That(e.Message, Does.Contain(key).And.Contain("config.json"));
+    }
+
     [Test]
     public void HugeHiddenSizeWithFewHeads_IsRefusedByTheRotaryTableBound()
     {

@@ -134,6 +134,8 @@ public class ExportSafetyTests
             "tokenizer.json").SetName("GarbageTokenizerJson");
         yield return new TestCaseData((Action<string>)(d => CheckpointCopies.EditJson(d, c => c["chat_template"] = "{% for m in messages %}{{ m.content"
             , "tokenizer_config.json")), "tokenizer_config.json").SetName("ChatTemplateThatDoesNotParse");
+        yield return new TestCaseData((Action<string>)(d => CheckpointCopies.EditJson(d, c => c["chat_template"] = "{{ messages[0]['content'] }}",
+            "tokenizer_config.json")), "without the assistant header").SetName("ChatTemplateWithoutTheAssistantHeader");
         yield return new TestCaseData((Action<string>)(d => CheckpointCopies.EditJson(d, c =>
                 c["objective_names"] = new JsonArray([.. Enumerable.Range(0, 19).Select(i => (JsonNode)JsonValue.Create(i < 2 ? "helpful" : $"o{i}"))]))),
             "lists 'helpful' 2 times").SetName("DuplicateObjectiveNames");
