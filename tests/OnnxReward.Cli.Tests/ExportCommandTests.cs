@@ -88,6 +88,40 @@ public class ExportCommandTests
     }
 
     [Test]
+    public void ExportOntoItsOwnCheckpoint_WithForce_IsOneErrorLine_AndTheCheckpointIsUntouched()
+    {
+        // Issue 16 item 2: this used to delete the checkpoint's own tokenizer.json and exit 1.
+        var copy = SharedData.NewTempDirectory("cli-self");
+        foreach (var f in Directory.EnumerateFiles(SharedData.ArmormTiny))
+            File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var before = Directory.GetFiles(copy).Order().Select(f => (f, new FileInfo(f).Length, File.GetLastWriteTimeUtc(f))).ToList();
+        var (code, _, stderr) = Run(copy, copy, force: true);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.StartWith("error: ").And.Contain("own folder"));
+        Assert.That(stderr.TrimEnd().Split('\n'), Has.Length.EqualTo(1), "one line, no stack trace");
+        var after = Directory.GetFiles(copy).Order().Select(f => (f, new FileInfo(f).Length, File.GetLastWriteTimeUtc(f))).ToList();
+        Assert.That(after, Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Summary_SaysTheExportWasValidated()
+    {
+        var (code, stdout, stderr) = Run(SharedData.ArmormTiny, Path.Combine(SharedData.NewTempDirectory(), "model"));
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("validation").And.Contain("loaded and scored"));
+    }
+
+    [Test]
+    public void InputThatIsADirectory_IsCalledADirectory_NotMissing()
+    {
+        // Issue 16 item 14 (JsonLines --input).
+        var dir = SharedData.NewTempDirectory("cli-input-dir");
+        var (code, _, stderr) = CliRunner.Run(null, "tokenize", "--tokenizer", SharedData.ArmormTiny, "--input", dir);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.StartWith("error: ").And.Contain("is a directory").And.Not.Contain("does not exist"));
+    }
+
+    [Test]
     public void Parse_RejectsUnknownDtype_AndRequiresOut()
     {
         var bad = Cli("export", SharedData.ArmormTiny, "--out", Path.Combine(SharedData.NewTempDirectory(), "x"), "--dtype", "bf16");

@@ -71,95 +71,118 @@ internal static class HuggingFaceCheckpoint
         }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new CheckpointException($"{path} holds JSON {root.ValueKind}, expected an object. Fix config.json.", path);
-
-            int Int(string key, int? fallback = null)
+            try
             {
-                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
-                    return fallback ?? throw new CheckpointException(
-                        $"{path} has no '{key}'; a Llama config needs it. Add it to config.json.", path);
-                if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var i) || i <= 0)
-                    throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a positive integer. Fix config.json.", path);
-                return i;
+                return ReadConfig(path, doc.RootElement);
             }
-            double Double(string key, double fallback)
+            catch (InvalidOperationException e)        // a value of a JSON type no check above expected: still the config's fault
             {
-                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
-                    return fallback;
-                if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var d) || !double.IsFinite(d) || d <= 0)
-                    throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a positive number. Fix config.json.", path);
-                return d;
+                throw new CheckpointException($"{path} holds a value of an unexpected JSON type ({e.Message}). Fix config.json.", path, inner: e);
             }
-            int? OptionalId(string key)
-            {
-                if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
-                    return null;
-                if (v.ValueKind == JsonValueKind.Array)      // eos_token_id may be a list: take the first
-                    v = v.GetArrayLength() > 0 ? v[0] : default;
-                return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= 0 ? i
-                    : throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a token id. Fix config.json.", path);
-            }
-
-            if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind != JsonValueKind.Null)
-                throw new CheckpointException(
-                    $"{path}: rope_scaling {rs.GetRawText()} is not supported (only plain RoPE, as in Llama-3-8B and ArmoRM). " +
-                    "Export a checkpoint without rope_scaling.", path);
-            if (root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True)
-                throw new CheckpointException($"{path}: attention_bias true is not supported (Llama has none).", path);
-            if (root.TryGetProperty("hidden_act", out var act) && act.GetString() is { } a && a != "silu")
-                throw new CheckpointException($"{path}: hidden_act '{a}' is not supported; Llama uses silu.", path);
-
-            var heads = Int("num_attention_heads");
-            var config = new LlamaConfig
-            {
-                HiddenSize = Int("hidden_size"),
-                IntermediateSize = Int("intermediate_size"),
-                NumHiddenLayers = Int("num_hidden_layers"),
-                NumAttentionHeads = heads,
-                NumKeyValueHeads = Int("num_key_value_heads", heads),
-                VocabSize = Int("vocab_size"),
-                RmsNormEps = Double("rms_norm_eps", 1e-6),
-                RopeTheta = Double("rope_theta", 10000.0),
-                MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
-                TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
-                PadTokenId = OptionalId("pad_token_id"),
-                BosTokenId = OptionalId("bos_token_id"),
-                EosTokenId = OptionalId("eos_token_id"),
-            };
-            if (config.HiddenSize % config.NumAttentionHeads != 0)
-                throw new CheckpointException(
-                    $"{path}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}. Fix config.json.", path);
-            if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
-                throw new CheckpointException(
-                    $"{path}: num_attention_heads {config.NumAttentionHeads} is not a multiple of num_key_value_heads {config.NumKeyValueHeads}. Fix config.json.", path);
-            if (config.HeadDim % 2 != 0)
-                throw new CheckpointException($"{path}: head_dim {config.HeadDim} is odd; RoPE needs an even head size.", path);
-
-            RewardHeadConfig? head = null;
-            if (root.TryGetProperty("num_objectives", out _))
-            {
-                string[]? names = null;
-                if (root.TryGetProperty("objective_names", out var on) && on.ValueKind == JsonValueKind.Array)
-                    names = on.EnumerateArray().Select(n => n.ValueKind == JsonValueKind.String ? n.GetString()!
-                        : throw new CheckpointException($"{path}: objective_names holds {n.GetRawText()}, expected strings.", path)).ToArray();
-                var k = Int("num_objectives");
-                if (names is not null && names.Length != k)
-                    throw new CheckpointException(
-                        $"{path}: objective_names has {names.Length} names but num_objectives is {k}. Make them agree.", path);
-                head = new RewardHeadConfig
-                {
-                    NumObjectives = k,
-                    GatingTemperature = Double("gating_temperature", 10),
-                    GatingHiddenDim = Int("gating_hidden_dim", 1024),
-                    GatingNHidden = root.TryGetProperty("gating_n_hidden", out var nh) && nh.TryGetInt32(out var nhv) && nhv >= 0
-                        ? nhv : Int("gating_n_hidden", 3),
-                    ObjectiveNames = names ?? (k == RewardHeadConfig.ArmoRmObjectiveNames.Count ? RewardHeadConfig.ArmoRmObjectiveNames : null),
-                };
-            }
-            return (config, head);
         }
+    }
+
+    private static (LlamaConfig Config, RewardHeadConfig? Head) ReadConfig(string path, JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new CheckpointException($"{path} holds JSON {root.ValueKind}, expected an object. Fix config.json.", path);
+
+        int Int(string key, int? fallback = null, int least = 1)
+        {
+            if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                return fallback ?? throw new CheckpointException(
+                    $"{path} has no '{key}'; a Llama config needs it. Add it to config.json.", path);
+            if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var i) || i < least)
+                throw new CheckpointException(
+                    $"{path}: '{key}' is {v.GetRawText()}, expected {(least == 1 ? "a positive" : "a non-negative")} integer. Fix config.json.", path);
+            return i;
+        }
+        double Double(string key, double fallback)
+        {
+            if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                return fallback;
+            if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var d) || !double.IsFinite(d) || d <= 0)
+                throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a positive number. Fix config.json.", path);
+            return d;
+        }
+        int? OptionalId(string key)
+        {
+            if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                return null;
+            if (v.ValueKind == JsonValueKind.Array)      // eos_token_id may be a list: take the first
+                v = v.GetArrayLength() > 0 ? v[0] : default;
+            return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= 0 ? i
+                : throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a token id. Fix config.json.", path);
+        }
+
+        if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind != JsonValueKind.Null)
+            throw new CheckpointException(
+                $"{path}: rope_scaling {rs.GetRawText()} is not supported (only plain RoPE, as in Llama-3-8B and ArmoRM). " +
+                "Export a checkpoint without rope_scaling.", path);
+        if (root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True)
+            throw new CheckpointException($"{path}: attention_bias true is not supported (Llama has none).", path);
+        if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind != JsonValueKind.Null
+            && (act.ValueKind != JsonValueKind.String || act.GetString() is not "silu") && act.GetRawText() is var a)
+            throw new CheckpointException($"{path}: hidden_act {a} is not supported; Llama uses \"silu\".", path);
+
+        var heads = Int("num_attention_heads");
+        var config = new LlamaConfig
+        {
+            HiddenSize = Int("hidden_size"),
+            IntermediateSize = Int("intermediate_size"),
+            NumHiddenLayers = Int("num_hidden_layers"),
+            NumAttentionHeads = heads,
+            NumKeyValueHeads = Int("num_key_value_heads", heads),
+            VocabSize = Int("vocab_size"),
+            RmsNormEps = Double("rms_norm_eps", 1e-6),
+            RopeTheta = Double("rope_theta", 10000.0),
+            MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
+            TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
+            PadTokenId = OptionalId("pad_token_id"),
+            BosTokenId = OptionalId("bos_token_id"),
+            EosTokenId = OptionalId("eos_token_id"),
+        };
+        if (ConfigBounds.Violation(config, null) is { } outOfBounds)       // before anything is sized from the config
+            throw new CheckpointException($"{path}: {outOfBounds}. Fix config.json.", path);
+        if (config.HiddenSize % config.NumAttentionHeads != 0)
+            throw new CheckpointException(
+                $"{path}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}. Fix config.json.", path);
+        if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
+            throw new CheckpointException(
+                $"{path}: num_attention_heads {config.NumAttentionHeads} is not a multiple of num_key_value_heads {config.NumKeyValueHeads}. Fix config.json.", path);
+        if (config.HeadDim % 2 != 0)
+            throw new CheckpointException($"{path}: head_dim {config.HeadDim} is odd; RoPE needs an even head size.", path);
+
+        RewardHeadConfig? head = null;
+        if (root.TryGetProperty("num_objectives", out _))
+        {
+            string[]? names = null;
+            if (root.TryGetProperty("objective_names", out var on) && on.ValueKind == JsonValueKind.Array)
+                names = on.EnumerateArray().Select(n => n.ValueKind == JsonValueKind.String ? n.GetString()!
+                    : throw new CheckpointException($"{path}: objective_names holds {n.GetRawText()}, expected strings.", path)).ToArray();
+            var k = Int("num_objectives");
+            if (names is not null && names.Length != k)
+                throw new CheckpointException(
+                    $"{path}: objective_names has {names.Length} names but num_objectives is {k}. Make them agree.", path);
+            // Scores are JSON objects keyed by objective name: a duplicate or empty name would make every score ambiguous.
+            if (names?.FirstOrDefault(string.IsNullOrWhiteSpace) is not null)
+                throw new CheckpointException($"{path}: objective_names holds an empty name. Give every objective a name.", path);
+            if (names?.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } dup)
+                throw new CheckpointException(
+                    $"{path}: objective_names lists '{dup.Key}' {dup.Count()} times; every score names its objectives, so the names must differ. " +
+                    "Fix config.json.", path);
+            head = new RewardHeadConfig
+            {
+                NumObjectives = k,
+                GatingTemperature = Double("gating_temperature", 10),
+                GatingHiddenDim = Int("gating_hidden_dim", 1024),
+                GatingNHidden = Int("gating_n_hidden", 3, least: 0),
+                ObjectiveNames = names ?? (k == RewardHeadConfig.ArmoRmObjectiveNames.Count ? RewardHeadConfig.ArmoRmObjectiveNames : null),
+            };
+        }
+        if (ConfigBounds.Violation(config, head) is { } problem)
+            throw new CheckpointException($"{path}: {problem}. Fix config.json.", path);
+        return (config, head);
     }
 
     // ---- tensors ----------------------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ internal sealed class Llama2cCheckpoint : ITensorSource
                 $"{_path} is {length} bytes but its header describes {offset}: {length - offset} bytes too many. This is not a legacy " +
                 "llama2.c export of that shape (a newer versioned export, or another file).", _path, byteOffset: offset);
         Names = _entries.Keys.Order(StringComparer.Ordinal).ToList();
-        return new LlamaConfig
+        var config = new LlamaConfig
         {
             HiddenSize = dim,
             IntermediateSize = hidden,
@@ -129,6 +129,9 @@ internal sealed class Llama2cCheckpoint : ITensorSource
             BosTokenId = 1,
             EosTokenId = 2,
         };
+        if (ConfigBounds.Violation(config, null) is { } problem)
+            throw new CheckpointException($"{_path}: header {problem.Replace("max_position_embeddings", "seq_len")}. Is this a llama2.c legacy .bin file?", _path, byteOffset: 0);
+        return config;
     }
 
     public bool Contains(string name) => _entries.ContainsKey(name);

@@ -1,3 +1,5 @@
+using OnnxReward.Model;
+
 namespace OnnxReward.Export.Checkpoints;
 
 /// <summary>
@@ -54,4 +56,69 @@ public sealed record RewardHeadConfig
         "prometheus-score", "argilla-overall_quality", "argilla-judge_lm", "code-complexity", "code-style",
         "code-explanation", "code-instruction-following", "code-readability",
     ];
+}
+
+/// <summary>
+/// Bounds for config.json values (<see cref="ModelBounds"/>, which reward_model.json is held to as well), checked when
+/// a config is read and before anything is allocated from it (issue 16 item 4: <c>num_hidden_layers: 1000000000</c>
+/// grew to 16.5 GB, <c>max_position_embeddings: 2147483647</c> was an OverflowException), plus the head's and what the
+/// export allocates from the config alone (the rotary tables: positions × head_dim floats). Tensors are checked against
+/// the safetensors headers, which the files must back, before any is read.
+/// </summary>
+public static class ConfigBounds
+{
+    public const int MaxLayers = ModelBounds.MaxLayers;
+    public const int MaxHiddenSize = ModelBounds.MaxHiddenSize;
+    public const int MaxIntermediateSize = ModelBounds.MaxIntermediateSize;
+    public const int MaxAttentionHeads = ModelBounds.MaxAttentionHeads;
+    public const int MaxVocabSize = ModelBounds.MaxVocabSize;
+    public const int MaxPositions = ModelBounds.MaxPositions;
+    public const int MinPositions = ModelBounds.MinPositions;
+    public const int MaxObjectives = ModelBounds.MaxObjectives;
+    public const int MaxGatingHiddenLayers = 64;
+    public const int MaxGatingHiddenDim = 1 << 16;
+
+    /// <summary>Rotary tables hold positions × head_dim floats each (cos and sin), each in one .NET array
+    /// (<see cref="Array.MaxLength"/>; Llama-4's 10 M positions × 128 is 1.34 G).</summary>
+    public static long MaxRotaryElements => Array.MaxLength;
+
+    /// <summary>The (key, value, least, most) a config's integers must satisfy; <c>num_key_value_heads</c> also divides
+    /// <c>num_attention_heads</c> and heads divide <c>hidden_size</c> (checked where read).</summary>
+    public static IEnumerable<(string Key, long Value, long Least, long Most)> Of(LlamaConfig c, RewardHeadConfig? head)
+    {
+        yield return ("num_hidden_layers", c.NumHiddenLayers, 1, MaxLayers);
+        yield return ("hidden_size", c.HiddenSize, 1, MaxHiddenSize);
+        yield return ("intermediate_size", c.IntermediateSize, 1, MaxIntermediateSize);
+        yield return ("num_attention_heads", c.NumAttentionHeads, 1, Math.Min(MaxAttentionHeads, Math.Max(1, c.HiddenSize)));
+        yield return ("num_key_value_heads", c.NumKeyValueHeads, 1, Math.Max(1, c.NumAttentionHeads));
+        yield return ("vocab_size", c.VocabSize, 1, MaxVocabSize);
+        yield return ("max_position_embeddings", c.MaxPositionEmbeddings, MinPositions, MaxPositions);
+        if (head is null) yield break;
+        yield return ("num_objectives", head.NumObjectives, 1, MaxObjectives);
+        yield return ("gating_n_hidden", head.GatingNHidden, 0, MaxGatingHiddenLayers);
+        yield return ("gating_hidden_dim", head.GatingHiddenDim, 1, MaxGatingHiddenDim);
+    }
+
+    /// <summary>The first bound <paramref name="c"/> breaks, as a sentence naming the key, the value and the bound; null
+    /// when every value is within bounds.</summary>
+    public static string? Violation(LlamaConfig c, RewardHeadConfig? head)
+    {
+        foreach (var (key, value, least, most) in Of(c, head))
+        {
+            if (value < least)
+                return $"'{key}' is {value}, below the least value {least}";
+            if (value > most)
+                return $"'{key}' is {value}, over the bound of {most:N0}" + key switch
+                {
+                    "num_attention_heads" when c.HiddenSize < MaxAttentionHeads => $" (at most hidden_size {c.HiddenSize} heads)",
+                    "num_key_value_heads" => $" (at most num_attention_heads {c.NumAttentionHeads})",
+                    _ => " (no released model comes near it)",
+                };
+        }
+        var rotary = (long)c.MaxPositionEmbeddings * (c.HiddenSize / c.NumAttentionHeads);
+        if (rotary > MaxRotaryElements)
+            return $"'max_position_embeddings' {c.MaxPositionEmbeddings:N0} × head_dim {c.HiddenSize / c.NumAttentionHeads} = {rotary:N0} " +
+                   $"rotary-table entries, over the bound of {MaxRotaryElements:N0}";
+        return null;
+    }
 }

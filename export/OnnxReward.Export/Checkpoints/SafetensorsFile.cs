@@ -79,11 +79,16 @@ internal sealed class SafetensorsFile : IDisposable
     {
         Span<byte> lengthField = stackalloc byte[8];
         RandomAccess.Read(file, lengthField, 0);
-        var headerLength = (long)BitConverter.ToUInt64(lengthField);
-        if (headerLength < 2 || headerLength > MaxHeaderBytes || headerLength > length - 8)
+        var declared = BitConverter.ToUInt64(lengthField);             // unsigned: a huge value is not a negative one
+        if (declared < 2)
             throw new CheckpointException(
-                $"{path}: header length {(ulong)headerLength} is beyond the file ({length} bytes; at most {Math.Min(length - 8, MaxHeaderBytes)} possible). " +
+                $"{path}: header length {declared} is too small for a JSON header (at least 2 bytes, '{{}}'). " +
+                "The file is corrupt or not a safetensors file: download or write it again.", path, byteOffset: 0);
+        if (declared > (ulong)MaxHeaderBytes || declared > (ulong)(length - 8))
+            throw new CheckpointException(
+                $"{path}: header length {declared} is beyond the file ({length} bytes; at most {Math.Min(length - 8, MaxHeaderBytes)} possible). " +
                 "The file is truncated or not a safetensors file: download or write it again.", path, byteOffset: 0);
+        var headerLength = (long)declared;
         var dataStart = 8 + headerLength;
         var dataLength = length - dataStart;
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using OnnxReward.Export.Graph;
 using OnnxReward.Export.Onnx;
 
@@ -13,6 +14,7 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
 {
     public const int Alignment = 4096;
     private readonly FileStream _stream;
+    private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);   // recorded in the manifest
     private readonly string _location;
     private readonly byte[] _encoded = new byte[ScratchBuffers.ChunkElements * 4];
     private ElementType _type;
@@ -32,7 +34,7 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
     public TensorProto Write(StreamedInitializer initializer)
     {
         var pad = (int)((Alignment - _stream.Position % Alignment) % Alignment);
-        if (pad > 0) _stream.Write(new byte[pad]);
+        if (pad > 0) Append(new byte[pad]);
         var offset = _stream.Position;
         _type = initializer.Type;
         _expected = initializer.ElementCount;
@@ -63,7 +65,7 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
         _written += values.Length;
         if (_type == ElementType.Float)
         {
-            _stream.Write(MemoryMarshal.AsBytes(values));
+            Append(MemoryMarshal.AsBytes(values));
             return;
         }
         var size = ElementConversion.SizeOf(_type);
@@ -71,7 +73,7 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
         {
             var chunk = values.Slice(start, Math.Min(ScratchBuffers.ChunkElements, values.Length - start));
             ElementConversion.Encode(chunk, _type, _encoded);
-            _stream.Write(_encoded, 0, chunk.Length * size);
+            Append(_encoded.AsSpan(0, chunk.Length * size));
         }
     }
 
@@ -82,8 +84,25 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
         if (_written + bytes.Length > _expected)
             throw new InvalidOperationException($"initializer {_current}: the producer wrote more than the declared {_expected} values.");
         _written += bytes.Length;
-        _stream.Write(bytes);
+        Append(bytes);
     }
 
-    public void Dispose() => _stream.Dispose();
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        _stream.Write(bytes);
+        _sha256.AppendData(bytes);
+    }
+
+    /// <summary>Flushes the file and returns its length and SHA-256 (hashed as written: no second pass over the weights).</summary>
+    public (long Bytes, string Sha256) Complete()
+    {
+        _stream.Flush();
+        return (_stream.Length, Convert.ToHexStringLower(_sha256.GetHashAndReset()));
+    }
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _sha256.Dispose();
+    }
 }

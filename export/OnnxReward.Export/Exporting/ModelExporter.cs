@@ -30,8 +30,14 @@ public sealed record ExportOptions
     /// (4 on the CPU: int8 compute, the fastest MLAS kernel; see perf/README.md), or 0, 1, 2, 3, 4.</summary>
     public int? AccuracyLevel { get; init; }
 
-    /// <summary>Replace the files of an existing non-empty output directory.</summary>
+    /// <summary>Replace the model of an existing non-empty output directory (its other files are kept). The previous
+    /// model is replaced only once the new one is written and validated; a failed export leaves it as it was.</summary>
     public bool Overwrite { get; init; }
+
+    /// <summary>Load the written model with <c>RewardModel.Load</c> and score one short sequence before it replaces
+    /// --out (default; a tiny model takes well under a second, an 8B one its session creation). A CUDA variant, or a
+    /// model this machine cannot hold in memory, is checked without a session.</summary>
+    public bool Verify { get; init; } = true;
 
     /// <summary>The gating token pattern to record in the manifest; null: the Llama-3 pattern
     /// [128009, 128006, 78191, 128007, 271] when the vocabulary is Llama-3's (vocab_size ≥ 128256).</summary>
@@ -50,7 +56,8 @@ public sealed record ExportSummary(
     long DataBytes,
     long GraphBytes,
     int Nodes,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed,
+    string? Validation = null);
 
 /// <summary>The export could not be done as asked (options, output directory, unsupported architecture). Problems
 /// with the checkpoint itself are <see cref="CheckpointException"/>s.</summary>
@@ -80,7 +87,7 @@ public static class ModelExporter
         ArgumentException.ThrowIfNullOrWhiteSpace(outputDirectory);
         options ??= new ExportOptions();
         ValidateOptions(options);
-        PrepareOutputDirectory(outputDirectory, options.Overwrite);      // refuse a non-empty --out before any work
+        ExportChecks.CheckOutputDirectory(outputDirectory, options.Overwrite);      // refuse a non-empty --out before any work
         progress?.Report(new ExportProgress("opening checkpoint", 0, 0, 0, 0, null));
         using var checkpoint = Checkpoint.Open(checkpointPath);
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);
@@ -135,11 +142,13 @@ public static class ModelExporter
             _ => throw new ExportException($"dtype '{options.DType}' is not supported: use {string.Join(", ", DTypes)}."),
         };
         var blocks = BlockQuantizedDefaults(options, variant);
-        PrepareOutputDirectory(outputDirectory, options.Overwrite);
+        ExportChecks.CheckOutputDirectory(outputDirectory, options.Overwrite);
+        ExportChecks.CheckOutputAgainstSource(outputDirectory, checkpoint.Format == "huggingface" ? checkpoint.Location : checkpointPath);
 
         var clock = Stopwatch.StartNew();
         CheckSupported(checkpoint.Config, checkpointPath);
         var pattern = GatingPattern(checkpoint, options);
+        ExportChecks.CheckBeforeWriting(checkpoint, pattern);         // nothing is written for a config, tokenizer or template that cannot load
 
         var quantized = options.DType is "int8" or "int4" or "int8-block";
         var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone,
@@ -150,82 +159,84 @@ public static class ModelExporter
         var linearParameters = checkpoint.Tensors.Names.Where(IsBackboneLinear).Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
         var embeddingParameters = checkpoint.Tensors.GetInfo("model.embed_tokens.weight").ElementCount;
 
-        var graphPath = Path.Combine(outputDirectory, GraphFile);
-        var dataPath = Path.Combine(outputDirectory, DataFile);
-        var written = new List<string>();
-        try
+        // Everything is written into a hidden sibling of --out, validated there, then swapped in (OutputStaging).
+        using var staging = OutputStaging.Begin(outputDirectory);
+        var directory = staging.Temp;
+        var graphPath = Path.Combine(directory, GraphFile);
+        var dataPath = Path.Combine(directory, DataFile);
+        var protos = new List<TensorProto>(initializers.Count);
+        string dataSha256;
+        long dataBytes;
+        using (var writer = new ExternalDataWriter(dataPath) { Scratch = new ScratchBuffers() })
         {
-            var protos = new List<TensorProto>(initializers.Count);
-            written.Add(dataPath);
-            using (var writer = new ExternalDataWriter(dataPath) { Scratch = new ScratchBuffers() })
+            for (var i = 0; i < initializers.Count; i++)
             {
-                for (var i = 0; i < initializers.Count; i++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    progress?.Report(new ExportProgress("writing weights", i, initializers.Count, writer.Length, bytesTotal, initializers[i].Name));
-                    protos.Add(writer.Write(initializers[i]));
-                }
-                progress?.Report(new ExportProgress("writing weights", initializers.Count, initializers.Count, writer.Length, bytesTotal, null));
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(new ExportProgress("writing weights", i, initializers.Count, writer.Length, bytesTotal, initializers[i].Name));
+                protos.Add(writer.Write(initializers[i]));
             }
-
-            var kind = checkpoint.Head is null ? "backbone" : "reward";
-            var model = graph.ToModel(protos, ExporterVersion, new Dictionary<string, string>
-            {
-                ["onnxreward.kind"] = kind,
-                ["onnxreward.dtype"] = options.DType,
-                ["onnxreward.source_format"] = checkpoint.Format,
-            });
-            var graphBytes = model.CalculateSize();
-            written.Add(graphPath);
-            using (var stream = new FileStream(graphPath, FileMode.CreateNew))
-                model.WriteTo(stream);
-
-            progress?.Report(new ExportProgress("hashing source files", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
-            var tokenizerFiles = CopyTokenizerFiles(checkpoint.Location, outputDirectory, written);
-            var manifest = new RewardModelManifest
-            {
-                Kind = kind,
-                DType = options.DType,
-                Variant = variant,
-                HiddenSize = checkpoint.Config.HiddenSize,
-                VocabSize = checkpoint.Config.VocabSize,
-                NumLayers = checkpoint.Config.NumHiddenLayers,
-                NumAttentionHeads = checkpoint.Config.NumAttentionHeads,
-                NumKeyValueHeads = checkpoint.Config.NumKeyValueHeads,
-                IntermediateSize = checkpoint.Config.IntermediateSize,
-                LinearParameters = linearParameters,
-                EmbeddingParameters = embeddingParameters,
-                OtherParameters = parameters - linearParameters - embeddingParameters,
-                Objectives = ObjectiveNames(checkpoint.Head),
-                PadTokenId = checkpoint.Config.PadTokenId,
-                BosTokenId = checkpoint.Config.BosTokenId,
-                GatingTokenPattern = pattern,
-                MaxSequenceLength = checkpoint.Config.MaxPositionEmbeddings,
-                HasPosterior = checkpoint.Head?.HasPosterior ?? false,
-                Quantization = QuantizationInfo(options.DType, blocks),
-                TokenizerFiles = tokenizerFiles,
-                Source = new RewardModelManifest.SourceInfo
-                {
-                    // The name only: a model directory moves between machines, and the files' hashes identify the source.
-                    Path = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(checkpointPath))),
-                    Format = checkpoint.Format,
-                    Files = checkpoint.SourceFiles.Select(f => HashFile(f, checkpoint.Location, cancellationToken)).ToList(),
-                },
-                Exporter = new RewardModelManifest.ExporterInfo("OnnxReward.Export", ExporterVersion,
-                    DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ")),
-            };
-            written.Add(Path.Combine(outputDirectory, RewardModelManifest.FileName));
-            manifest.Save(outputDirectory);
-            progress?.Report(new ExportProgress("done", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
-            return new ExportSummary(Path.GetFullPath(outputDirectory), manifest, initializers.Count, parameters,
-                new FileInfo(dataPath).Length, graphBytes, graph.NodeCount, clock.Elapsed);
+            progress?.Report(new ExportProgress("writing weights", initializers.Count, initializers.Count, writer.Length, bytesTotal, null));
+            (dataBytes, dataSha256) = writer.Complete();
         }
-        catch
+
+        var kind = checkpoint.Head is null ? "backbone" : "reward";
+        var model = graph.ToModel(protos, ExporterVersion, new Dictionary<string, string>
         {
-            foreach (var f in written)
-                try { File.Delete(f); } catch (IOException) { /* best effort: the original error matters more */ }
-            throw;
-        }
+            ["onnxreward.kind"] = kind,
+            ["onnxreward.dtype"] = options.DType,
+            ["onnxreward.source_format"] = checkpoint.Format,
+        });
+        var graphBytes = model.ToByteArray();
+        File.WriteAllBytes(graphPath, graphBytes);
+
+        progress?.Report(new ExportProgress("hashing source files", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
+        var tokenizerFiles = CopyTokenizerFiles(checkpoint.Location, directory);
+        var manifest = new RewardModelManifest
+        {
+            Kind = kind,
+            DType = options.DType,
+            Variant = variant,
+            HiddenSize = checkpoint.Config.HiddenSize,
+            VocabSize = checkpoint.Config.VocabSize,
+            NumLayers = checkpoint.Config.NumHiddenLayers,
+            NumAttentionHeads = checkpoint.Config.NumAttentionHeads,
+            NumKeyValueHeads = checkpoint.Config.NumKeyValueHeads,
+            IntermediateSize = checkpoint.Config.IntermediateSize,
+            LinearParameters = linearParameters,
+            EmbeddingParameters = embeddingParameters,
+            OtherParameters = parameters - linearParameters - embeddingParameters,
+            Objectives = ObjectiveNames(checkpoint.Head),
+            PadTokenId = checkpoint.Config.PadTokenId,
+            BosTokenId = checkpoint.Config.BosTokenId,
+            GatingTokenPattern = pattern,
+            MaxSequenceLength = checkpoint.Config.MaxPositionEmbeddings,
+            HasPosterior = checkpoint.Head?.HasPosterior ?? false,
+            Quantization = QuantizationInfo(options.DType, blocks),
+            TokenizerFiles = tokenizerFiles,
+            Files =
+            [
+                new RewardModelManifest.SourceFile(GraphFile, graphBytes.Length, Convert.ToHexStringLower(SHA256.HashData(graphBytes))),
+                new RewardModelManifest.SourceFile(DataFile, dataBytes, dataSha256),
+            ],
+            Source = new RewardModelManifest.SourceInfo
+            {
+                // The name only: a model directory moves between machines, and the files' hashes identify the source.
+                Path = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(checkpointPath))),
+                Format = checkpoint.Format,
+                Files = checkpoint.SourceFiles.Select(f => HashFile(f, checkpoint.Location, cancellationToken)).ToList(),
+            },
+            Exporter = new RewardModelManifest.ExporterInfo("OnnxReward.Export", ExporterVersion,
+                DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ")),
+        };
+        manifest.Save(directory);
+
+        progress?.Report(new ExportProgress("validating", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
+        var validation = options.Verify ? ExportChecks.VerifyWritten(directory, cancellationToken) : "not validated (ExportOptions.Verify is off)";
+        cancellationToken.ThrowIfCancellationRequested();
+        staging.Commit(options.Overwrite);
+        progress?.Report(new ExportProgress("done", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
+        return new ExportSummary(staging.Target, manifest, initializers.Count, parameters,
+            dataBytes, graphBytes.Length, graph.NodeCount, clock.Elapsed, validation);
     }
 
     private static RewardModelManifest.QuantizationInfo? QuantizationInfo(string dtype, BlockQuantization? blocks) =>
@@ -270,36 +281,24 @@ public static class ModelExporter
 
     private static void CheckSupported(LlamaConfig c, string path)
     {
+        // Each problem carries its own remedy (issue 16 item 14: max_position_embeddings 1 used to get a head_dim remark).
         string? problem = null;
-        if (c.HiddenSize <= 0 || c.NumAttentionHeads <= 0 || c.HiddenSize % c.NumAttentionHeads != 0)
-            problem = $"hidden_size {c.HiddenSize} is not a multiple of num_attention_heads {c.NumAttentionHeads}";
-        else if (c.NumKeyValueHeads <= 0 || c.NumAttentionHeads % c.NumKeyValueHeads != 0)
-            problem = $"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}";
+        if (ConfigBounds.Violation(c, null) is { } outOfBounds)
+            problem = outOfBounds + "; fix the config";
+        else if (c.HiddenSize % c.NumAttentionHeads != 0)
+            problem = $"hidden_size {c.HiddenSize} is not a multiple of num_attention_heads {c.NumAttentionHeads}; fix the config";
+        else if (c.NumAttentionHeads % c.NumKeyValueHeads != 0)
+            problem = $"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}; fix the config";
         else if (c.HeadDim % 8 != 0)
-            problem = $"head_dim {c.HeadDim} is not a multiple of 8, which ONNX Runtime's GroupQueryAttention requires";
-        else if (c.NumHiddenLayers < 1)
-            problem = $"num_hidden_layers is {c.NumHiddenLayers}";
-        else if (c.MaxPositionEmbeddings < 2)
-            problem = $"max_position_embeddings is {c.MaxPositionEmbeddings}";
+            problem = $"head_dim {c.HeadDim} is not a multiple of 8, which ONNX Runtime's GroupQueryAttention requires; " +
+                      "this exporter supports Llama layouts with head_dim a multiple of 8";
         if (problem is not null)
-            throw new ExportException($"{path}: {problem}; this exporter supports Llama layouts with head_dim a multiple of 8.");
+            throw new ExportException($"{path}: {problem}.");
     }
 
-    private static void PrepareOutputDirectory(string dir, bool overwrite)
-    {
-        if (File.Exists(dir))
-            throw new ExportException($"--out {dir} is a file; pass a directory (it is created if missing).");
-        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-        {
-            if (!overwrite)
-                throw new ExportException($"output directory {dir} is not empty; choose an empty or new directory, or pass --force to overwrite its model files.");
-            foreach (var f in new[] { GraphFile, DataFile, RewardModelManifest.FileName })
-                File.Delete(Path.Combine(dir, f));
-        }
-        Directory.CreateDirectory(dir);
-    }
-
-    private static List<string> CopyTokenizerFiles(string location, string outputDirectory, List<string> written)
+    /// <summary>Copies the tokenizer files with ordinary permissions (rw-r--r--): a read-only source (mode 0444) must
+    /// not make the model folder's files read-only, which broke a later <c>--force</c> half-way (issue 16 item 10).</summary>
+    private static List<string> CopyTokenizerFiles(string location, string outputDirectory)
     {
         var copied = new List<string>();
         if (!Directory.Exists(location)) return copied;
@@ -309,8 +308,11 @@ public static class ModelExporter
         {
             var name = Path.GetFileName(source);
             var destination = Path.Combine(outputDirectory, name);
-            written.Add(destination);
-            File.Copy(source, destination, overwrite: true);
+            using (var from = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read))
+            using (var to = new FileStream(destination, FileMode.CreateNew, FileAccess.Write))
+                from.CopyTo(to);                               // a new file: the umask's mode, not the source's
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(destination, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             copied.Add(name);
         }
         return copied;

@@ -37,7 +37,11 @@ internal static class ExportCommand
         {
             Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default: 4 on cpu, 0 on cuda.",
         };
-        var force = new Option<bool>("--force") { Description = "Overwrite the model files of a non-empty --out directory." };
+        var force = new Option<bool>("--force")
+        {
+            Description = "Replace the model in a non-empty --out directory (its other files are kept). The new model is written " +
+                          "beside it and validated first, so a failed export leaves the previous one as it was.",
+        };
 
         var command = new Command("export", "Export a checkpoint to a fused ONNX reward model directory (model.onnx + weights + reward_model.json + tokenizer).")
         {
@@ -92,6 +96,8 @@ internal static class ExportCommand
             table.AddRow("weights bytes", $"{s.DataBytes:N0} ({s.DataBytes / 1048576.0:F1} MiB)");
             table.AddRow("graph bytes / nodes", $"{s.GraphBytes:N0} / {s.Nodes:N0}");
             table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
+            if (s.Validation is { } v)
+                table.AddRow("validation", Markup.Escape(v));
             table.AddRow("time", $"{s.Elapsed.TotalSeconds:F2} s");
             AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }).Write(table);
             return 0;

@@ -22,6 +22,8 @@ internal sealed class JsonLines : IDisposable
 
     public JsonLines(FileInfo? input, FileInfo? output)
     {
+        if (input is not null && Directory.Exists(input.FullName))
+            throw new CliException($"input {input.FullName} is a directory; pass a JSON Lines file (or leave --input out to read stdin).");
         if (input is not null && !input.Exists)
             throw new CliException($"input file {input.FullName} does not exist.");
         _reader = input is null ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8) : new StreamReader(input.FullName, Encoding.UTF8);

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -75,6 +76,11 @@ public sealed record RewardModelManifest
     /// <summary>Tokenizer files copied beside the graph (<c>tokenizer.json</c>, <c>tokenizer_config.json</c>, …); empty
     /// when the source had none (then only <c>input_ids</c> inputs can be scored).</summary>
     [JsonPropertyName("tokenizer_files")] public IReadOnlyList<string> TokenizerFiles { get; init; } = [];
+
+    /// <summary>The graph and weights files as the exporter wrote them (name, bytes, SHA-256); empty in manifests
+    /// written before they were recorded. <see cref="Load"/> checks every size and the graph's hash (the graph is small);
+    /// the weights' hash only <see cref="VerifyHashes"/> checks (see there why).</summary>
+    [JsonPropertyName("files")] public IReadOnlyList<SourceFile> Files { get; init; } = [];
 
     [JsonPropertyName("source")] public SourceInfo? Source { get; init; }
     [JsonPropertyName("exporter")] public ExporterInfo? Exporter { get; init; }
@@ -167,9 +173,31 @@ public sealed record RewardModelManifest
             throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", DTypes.Select(d => $"'{d}'"))}"));
         if (Variant is not ("cpu" or "cuda"))
             throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
-        if (HiddenSize < 1) throw new RewardModelException(Bad("hidden_size", $"is {HiddenSize}, expected a positive size"));
-        if (VocabSize < 1) throw new RewardModelException(Bad("vocab_size", $"is {VocabSize}, expected a positive size"));
-        if (MaxSequenceLength < 2) throw new RewardModelException(Bad("max_sequence_length", $"is {MaxSequenceLength}, expected at least 2"));
+        // Bounds first (issue 16 item 12: max_sequence_length 1e8 crashed inside ONNX Runtime mid-run).
+        void Within(string field, long? value, long least, long most)
+        {
+            if (value is { } v && (v < least || v > most))
+                throw new RewardModelException(Bad(field, $"is {v}, outside [{least}, {most:N0}]"));
+        }
+        Within("hidden_size", HiddenSize, 1, ModelBounds.MaxHiddenSize);
+        Within("vocab_size", VocabSize, 1, ModelBounds.MaxVocabSize);
+        Within("num_layers", NumLayers, 0, ModelBounds.MaxLayers);
+        Within("num_attention_heads", NumAttentionHeads, 1, Math.Min(ModelBounds.MaxAttentionHeads, HiddenSize));
+        Within("num_key_value_heads", NumKeyValueHeads, 1, NumAttentionHeads ?? ModelBounds.MaxAttentionHeads);
+        Within("intermediate_size", IntermediateSize, 1, ModelBounds.MaxIntermediateSize);
+        Within("max_sequence_length", MaxSequenceLength, ModelBounds.MinPositions, ModelBounds.MaxPositions);
+        Within("objectives", Objectives.Count, 0, ModelBounds.MaxObjectives);
+        Within("gating_token_pattern", GatingTokenPattern.Count, 0, ModelBounds.MaxGatingPatternLength);
+        foreach (var (field, count) in new[] { ("linear_parameters", LinearParameters), ("embedding_parameters", EmbeddingParameters), ("other_parameters", OtherParameters) })
+            Within(field, count, 0, long.MaxValue / 16);
+        if (Objectives.FirstOrDefault(string.IsNullOrWhiteSpace) is not null)
+            throw new RewardModelException(Bad("objectives", "holds an empty name"));
+        if (Objectives.GroupBy(o => o, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            throw new RewardModelException(Bad("objectives", $"names '{dup.Key}' {dup.Count()} times; scores are keyed by objective name"));
+        if (GatingTokenPattern.Where(t => t < 0 || t >= VocabSize).Select(t => (int?)t).FirstOrDefault() is { } outside)
+            throw new RewardModelException(Bad("gating_token_pattern", $"holds id {outside}, outside the vocabulary [0, {VocabSize})"));
+        if (BosTokenId is { } bos && (bos < 0 || bos >= VocabSize))
+            throw new RewardModelException(Bad("bos_token_id", $"is {bos}, outside the vocabulary [0, {VocabSize})"));
         if (IsReward && Objectives.Count == 0)
             throw new RewardModelException(Bad("objectives", "is empty, but a reward model needs its objective names"));
         if (IsReward && GatingTokenPattern.Count == 0)
@@ -181,9 +209,95 @@ public sealed record RewardModelManifest
         if (!File.Exists(Path.Combine(modelDirectory, Graph)))
             throw new RewardModelException(
                 $"{Path.Combine(modelDirectory, Graph)} is missing although {FileName} names it. Copy the whole model directory, or re-export it.");
-        foreach (var f in TokenizerFiles)
-            if (Path.IsPathRooted(f) || f.Contains(".."))
-                throw new RewardModelException(Bad("tokenizer_files", $"lists '{f}', expected file names inside the model directory"));
+        foreach (var f in TokenizerFiles.Concat(Files.Select(f => f.Name)))
+            if (string.IsNullOrWhiteSpace(f) || Path.IsPathRooted(f) || f.Contains(".."))
+                throw new RewardModelException(Bad(TokenizerFiles.Contains(f) ? "tokenizer_files" : "files", $"lists '{f}', expected file names inside the model directory"));
+        CheckFiles(modelDirectory, path);
+    }
+
+    /// <summary>
+    /// Cheap checks of the graph and weights files against the manifest, before ONNX Runtime opens them: the recorded
+    /// sizes and the graph's SHA-256 (a graph file is small: the weights are external), every external-data range of the
+    /// graph inside its file, and the graph's vocabulary and rotary-table rows against vocab_size and
+    /// max_sequence_length (a longer limit than the rotary table would read past it inside ORT mid-run).
+    /// </summary>
+    private void CheckFiles(string modelDirectory, string path)
+    {
+        const string reexport = "Copy the whole model directory again, or re-export it with `onnxreward export`.";
+        foreach (var f in Files)
+        {
+            var file = Path.Combine(modelDirectory, f.Name);
+            if (!File.Exists(file))
+                throw new RewardModelException($"{file} is missing although {FileName} lists it. {reexport}");
+            var length = new FileInfo(file).Length;
+            if (length != f.Bytes)
+                throw new RewardModelException(
+                    $"{file} is {length:N0} bytes but {FileName} records {f.Bytes:N0}: the file is truncated or from another export. {reexport}");
+        }
+        var graphPath = Path.Combine(modelDirectory, Graph);
+        var graphLength = new FileInfo(graphPath).Length;
+        if (graphLength > 1L << 30) return;                  // not an exporter's graph-only file; ONNX Runtime judges it
+        var bytes = File.ReadAllBytes(graphPath);
+        if (Files.FirstOrDefault(f => f.Name == Graph) is { } recorded
+            && !string.Equals(Convert.ToHexStringLower(SHA256.HashData(bytes)), recorded.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new RewardModelException($"{graphPath} does not match the SHA-256 {FileName} records: it was changed after the export. {reexport}");
+        var graph = OnnxGraphFile.Parse(bytes)
+            ?? throw new RewardModelException($"{graphPath} is not an ONNX model (its bytes do not parse as a ModelProto with a graph). {reexport}");
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var t in graph.Initializers.Where(t => t.Location is not null))
+        {
+            var location = t.Location!;
+            if (Path.IsPathRooted(location) || location.Contains("..") || location.Length == 0)
+                throw new RewardModelException($"{graphPath}: initializer '{t.Name}' points at '{location}', outside the model directory. {reexport}");
+            if (!sizes.TryGetValue(location, out var size))
+            {
+                var dataPath = Path.Combine(modelDirectory, location);
+                sizes[location] = size = File.Exists(dataPath) ? new FileInfo(dataPath).Length
+                    : throw new RewardModelException($"{dataPath} is missing although {Graph} keeps its weights there. {reexport}");
+            }
+            if (t.Offset < 0 || t.Length < 0 || t.Offset > size || t.Length > size - t.Offset)
+                throw new RewardModelException(
+                    $"{Path.Combine(modelDirectory, location)} is {size:N0} bytes, but {Graph}'s initializer '{t.Name}' needs bytes " +
+                    $"{t.Offset:N0}..{t.Offset + t.Length:N0}: the weights file is truncated or from another export. {reexport}");
+        }
+        foreach (var t in graph.Initializers)
+        {
+            if (t.Name is "model.rotary_emb.cos_cache" or "model.rotary_emb.cos_full" && t.Dims.Length == 2 && t.Dims[0] < MaxSequenceLength)
+                throw new RewardModelException(Bad(path, "max_sequence_length",
+                    $"is {MaxSequenceLength}, but the graph's rotary table has {t.Dims[0]} positions"));
+            if (t.Name == "model.embed_tokens.weight" && t.Dims.Length == 2 && (t.Dims[0] != VocabSize || t.Dims[1] != HiddenSize))
+                throw new RewardModelException(Bad(path, "vocab_size / hidden_size",
+                    $"are {VocabSize} / {HiddenSize}, but the graph's embedding table is [{t.Dims[0]}, {t.Dims[1]}]"));
+        }
+    }
+
+    private static string Bad(string path, string field, string problem) =>
+        $"{path}: field '{field}' {problem}. Re-export the model directory with `onnxreward export`.";
+
+    /// <summary>
+    /// Full SHA-256 verification of the graph and weights files against <see cref="Files"/>. Not part of
+    /// <see cref="Load"/>: hashing runs at about 1-2 GB/s, so an 8B fp32 model (32 GB of weights) would add 15-30 s to
+    /// every load, for a check that sizes, ranges and the graph hash already make cheap in the common cases (a
+    /// truncated copy, a mixed-up file). Call it after copying a model between machines, or when a score looks wrong.
+    /// </summary>
+    /// <exception cref="RewardModelException">A file is missing, of another size, or hashes differently; or the
+    /// manifest records no hashes (written before they were).</exception>
+    public static void VerifyHashes(string modelDirectory, CancellationToken cancellationToken = default)
+    {
+        var m = Load(modelDirectory);
+        if (m.Files.Count == 0)
+            throw new RewardModelException(
+                $"{Path.Combine(modelDirectory, FileName)} records no file hashes (it predates them): re-export the model to verify it.");
+        foreach (var f in m.Files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var stream = new FileStream(Path.Combine(modelDirectory, f.Name), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            var hash = Convert.ToHexStringLower(SHA256.HashData(stream));
+            if (!string.Equals(hash, f.Sha256, StringComparison.OrdinalIgnoreCase))
+                throw new RewardModelException(
+                    $"{Path.Combine(modelDirectory, f.Name)} has SHA-256 {hash}, but {FileName} records {f.Sha256}: the file changed after the export. " +
+                    "Copy the whole model directory again, or re-export it.");
+        }
     }
 
     public void Save(string modelDirectory) =>

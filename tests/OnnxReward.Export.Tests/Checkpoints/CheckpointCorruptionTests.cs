@@ -32,6 +32,15 @@ public class CheckpointCorruptionTests
     }
 
     [Test]
+    public void HeaderLengthOfOne_IsTooSmall_NotBeyondTheFile()
+    {
+        // Issue 16 item 14: a 1-byte header fits in the file; it is too short to be JSON.
+        TinyCheckpoints.WriteSafetensors(File_("x.safetensors"), "{}", new byte[16], headerLengthOverride: 1);
+        var e = Assert.Throws<CheckpointException>(() => SafetensorsFile.Open(File_("x.safetensors")))!;
+        Assert.That(e.Message, Does.Contain("header length 1 is too small").And.Not.Contain("beyond"));
+    }
+
+    [Test]
     public void FileShorterThanTheHeaderLengthField()
     {
         File.WriteAllBytes(File_("x.safetensors"), [1, 2, 3]);
