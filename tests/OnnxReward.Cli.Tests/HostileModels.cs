@@ -60,7 +60,7 @@ internal static class HostileModels
         $"{{% for i in range({iterations}) %}}{{% for j in range(1000) %}}{{% endfor %}}{{% endfor %}}";
 
     /// <summary>A copy of armorm-tiny whose chat_template is <paramref name="prefix"/> + the original template (or
-    /// <paramref name="replace"/> when given). Small files are copied; model.onnx.data is linked.</summary>
+    /// <paramref name="replace"/> when given). Small files are copied; model.onnx.data is hard-linked where it can be.</summary>
     public static string WithTemplate(string name, string prefix, string? replace = null)
     {
         var dir = CopyOf(CliRunner.ArmormTiny, name, linkData: true);
@@ -79,9 +79,8 @@ internal static class HostileModels
         foreach (var file in Directory.GetFiles(source))
         {
             var target = Path.Combine(dir, Path.GetFileName(file));
-            if (linkData && Path.GetFileName(file) == "model.onnx.data")
-                File.CreateSymbolicLink(target, file);
-            else
+            if (linkData && Path.GetFileName(file) == "model.onnx.data" && HardLink(file, target))
+                continue;                              // ONNX Runtime refuses a symbolic link out of the model folder
             {
                 File.Copy(file, target);
                 if (!OperatingSystem.IsWindows())
@@ -89,5 +88,20 @@ internal static class HostileModels
             }
         }
         return dir;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string existing, string created);
+
+    private static bool HardLink(string existing, string created)
+    {
+        try
+        {
+            return !OperatingSystem.IsWindows() && Link(existing, created) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
     }
 }
