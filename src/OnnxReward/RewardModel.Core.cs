@@ -101,7 +101,7 @@ public sealed partial class RewardModel
                 Gating = buffers.Gating.AsSpan(0, (what & RunOutputs.Head) != 0 ? b * k : 0),
                 ScoreStd = buffers.Std.AsSpan(0, _session.HasScoreStd && (what & RunOutputs.Head) != 0 ? b : 0),
                 Embedding = buffers.Embedding.AsSpan(0, (what & RunOutputs.Embedding) != 0 ? b * d : 0),
-            });
+            }, cancellationToken);
             collect(plan, batchRows, buffers);
         }
     }

@@ -6,7 +6,10 @@ namespace OnnxReward.Cli.Tests;
 /// <summary>Runs the built `onnxreward` app host in a child process with optional stdin.</summary>
 internal static class CliRunner
 {
-    public static (int Code, string Out, string Err) Run(string? stdin, params string[] args)
+    public static (int Code, string Out, string Err) Run(string? stdin, params string[] args) => Run(TimeSpan.FromSeconds(300), stdin, args);
+
+    /// <summary>As <see cref="Run(string?, string[])"/>, failing the test when the command runs past <paramref name="limit"/>.</summary>
+    public static (int Code, string Out, string Err) Run(TimeSpan limit, string? stdin, params string[] args)
     {
         var exe = Path.Combine(SharedData.RepositoryRoot, "src", "OnnxReward.Cli", "bin", "Release", "net10.0", "linux-x64", "onnxreward");
         if (!File.Exists(exe)) Assert.Fail($"{exe} is missing: build src/OnnxReward.Cli in Release (this project's build does).");
@@ -18,7 +21,7 @@ internal static class CliRunner
         if (stdin is not null)
             p.StandardInput.Write(stdin);
         p.StandardInput.Close();
-        if (!p.WaitForExit(300_000)) { p.Kill(); Assert.Fail($"onnxreward {string.Join(' ', args)} did not finish in 300 s"); }
+        if (!p.WaitForExit(limit)) { p.Kill(entireProcessTree: true); Assert.Fail($"onnxreward {string.Join(' ', args)} did not finish in {limit.TotalSeconds} s"); }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 

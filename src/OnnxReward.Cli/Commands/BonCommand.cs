@@ -75,11 +75,14 @@ internal static class BonCommand
                     try
                     {
                         var result = BestOfNSelector.Select(m, ParseRequest(line.Json!.Value), options);
-                        io.Write(w => WriteResult(w, result, parse.GetValue(rule)!));
+                        if (NonFinite(result) is { } bad)
+                            io.WriteError(line.Number, bad);
+                        else
+                            io.Write(line.Number, w => WriteResult(w, result, parse.GetValue(rule)!));
                     }
-                    catch (Exception e) when (e is FormatException or ArgumentException or RewardModelException)
+                    catch (Exception e) when (CommandSupport.IsLineError(e))
                     {
-                        io.WriteError(line.Number, e.Message);
+                        io.WriteError(line.Number, CommandSupport.LineError(e));
                     }
                 }
             return io.Errors == 0 ? 0 : 1;
@@ -108,6 +111,16 @@ internal static class BonCommand
             responses = rs.ValueKind == JsonValueKind.Array ? Strings(rs, "reference_responses")
                 : throw new FormatException("\"reference_responses\" is not an array of strings.");
         return new BestOfNRequest(prompt.GetString()!, Strings(candidates, "candidates"), rewards, responses);
+    }
+
+    /// <summary>The error for a result holding a NaN or infinite number (JSON cannot carry one), or null.</summary>
+    internal static string? NonFinite(BestOfNResult r)
+    {
+        foreach (var (name, values) in new[] { ("scores", r.Scores), ("transformed", r.Transformed), ("score_std", r.ScoreStd) })
+            for (var i = 0; values is not null && i < values.Count; i++)
+                if (!double.IsFinite(values[i]))
+                    return ScoreCommand.NonFiniteMessage($"{name}[{i}] {values[i]}");
+        return r.ReferenceReward is { } rRef && !double.IsFinite(rRef) ? ScoreCommand.NonFiniteMessage($"reference_reward {rRef}") : null;
     }
 
     internal static void WriteResult(Utf8JsonWriter w, BestOfNResult r, string rule)

@@ -108,7 +108,8 @@ internal static class CommandSupport
         });
     }
 
-    /// <summary>Runs a command body; expected failures print one line to stderr and return 1.</summary>
+    /// <summary>Runs a command body; expected failures print one line to stderr and return 1, and so does anything
+    /// unexpected (named by its type): a command never ends in a stack trace.</summary>
     public static int Guard(Func<int> body)
     {
         try
@@ -121,5 +122,21 @@ internal static class CommandSupport
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"error: {LineError(e)}");
+            return 1;
+        }
     }
+
+    /// <summary>Whether a failure while handling one input line is that line's error (the command goes on with the
+    /// next line) rather than the end of the run: everything but cancellation.</summary>
+    public static bool IsLineError(Exception e) => e is not OperationCanceledException;
+
+    /// <summary>The one-line message for a failed input line: the library's own message for the expected kinds, the
+    /// exception type beside the message for anything else (a bug to report, but never a lost chunk).</summary>
+    public static string LineError(Exception e) =>
+        e is FormatException or RewardModelException or ArgumentException or TokenizerException or TemplateException or CliException
+            ? e.Message
+            : $"internal error ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with this input line.";
 }

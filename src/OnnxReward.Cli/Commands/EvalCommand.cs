@@ -32,6 +32,11 @@ internal static class EvalCommand
             var errors = 0;
             foreach (var file in parse.GetValue(files)!)
                 errors += Evaluate(m, file, outcomes);
+            if (outcomes.Count == 0)
+                throw new CliException(
+                    $"no valid pairs to evaluate in {string.Join(", ", parse.GetValue(files)!.Select(f => f.Name))}" +
+                    (errors > 0 ? $" ({errors} line(s) could not be evaluated, see above)" : " (the files hold no pairs)") +
+                    ": give JSON lines {\"prompt\", \"chosen\", \"rejected\"}.");
             var report = PreferenceAccuracy.Summarize(outcomes);
             if (parse.GetValue(json))
                 PrintJson(report);
@@ -51,25 +56,26 @@ internal static class EvalCommand
         var defaultSource = Path.GetFileNameWithoutExtension(file.Name);
         var pairs = new List<(int Line, string Source, Conversation Chosen, Conversation Rejected)>();
         var errors = 0;
-        var number = 0;
-        foreach (var line in File.ReadLines(file.FullName))
+        using var source = new LineSource(File.OpenRead(file.FullName));
+        while (source.Next() is { } line)
         {
-            number++;
-            if (string.IsNullOrWhiteSpace(line))
+            if (LineSource.IsBlank(line.Bytes.Span))
                 continue;
             try
             {
-                using var doc = JsonDocument.Parse(line);
+                using var doc = JsonInput.Parse(line.Bytes);
                 var r = doc.RootElement;
+                if (r.ValueKind != JsonValueKind.Object)
+                    throw new FormatException("expected a JSON object {\"prompt\", \"chosen\", \"rejected\"}.");
                 string Field(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
                     : throw new FormatException($"field \"{name}\" is missing or not a string (each line needs prompt, chosen, rejected).");
-                var source = r.TryGetProperty("source", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : defaultSource;
-                pairs.Add((number, source, Conversation.FromPromptResponse(Field("prompt"), Field("chosen")),
+                var sourceName = r.TryGetProperty("source", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : defaultSource;
+                pairs.Add((line.Number, sourceName, Conversation.FromPromptResponse(Field("prompt"), Field("chosen")),
                     Conversation.FromPromptResponse(Field("prompt"), Field("rejected"))));
             }
-            catch (Exception e) when (e is JsonException or FormatException)
+            catch (Exception e) when (CommandSupport.IsLineError(e))
             {
-                Console.Error.WriteLine($"{file.Name} line {number}: {e.Message}");
+                Console.Error.WriteLine($"{file.Name} line {line.Number}: {CommandSupport.LineError(e)}");
                 errors++;
             }
         }
@@ -81,7 +87,7 @@ internal static class EvalCommand
             foreach (var chunk in pairs.Chunk(256))
             {
                 var rows = new List<ScoringRow>();
-                var ok = new List<(string Source, int Chosen, int Rejected)>();
+                var ok = new List<(string Source, int Chosen, int Rejected, int Line)>();
                 foreach (var p in chunk)
                 {
                     try
@@ -90,16 +96,27 @@ internal static class EvalCommand
                         var rj = model.EncodeRow(new(p.Rejected, null, null), p.Line, needGating: true);
                         rows.Add(c);
                         rows.Add(rj);
-                        ok.Add((p.Source, rows.Count - 2, rows.Count - 1));
+                        ok.Add((p.Source, rows.Count - 2, rows.Count - 1, p.Line));
                     }
-                    catch (RewardModelException e)
+                    catch (Exception e) when (CommandSupport.IsLineError(e))
                     {
-                        Console.Error.WriteLine($"{file.Name} line {p.Line}: {e.Message}");
+                        Console.Error.WriteLine($"{file.Name} line {p.Line}: {CommandSupport.LineError(e)}");
                         failed++;
                     }
                 }
-                var scores = model.ScoreRows(rows);
-                outcomes.AddRange(ok.Select(o => new PairOutcome(o.Source, scores[o.Chosen].Score, scores[o.Rejected].Score)));
+                var scores = ScoreCommand.RunRows(rows, r => model.ScoreRows(r).Cast<object>().ToArray());
+                foreach (var (src, chosen, rejected, number) in ok)
+                {
+                    var (c, rj) = (scores[chosen], scores[rejected]);
+                    var error = c.Error ?? rj.Error ?? ScoreCommand.NonFinite((RewardScore)c.Value!) ?? ScoreCommand.NonFinite((RewardScore)rj.Value!);
+                    if (error is not null)
+                    {
+                        Console.Error.WriteLine($"{file.Name} line {number}: {error}");
+                        failed++;
+                        continue;
+                    }
+                    outcomes.Add(new PairOutcome(src, ((RewardScore)c.Value!).Score, ((RewardScore)rj.Value!).Score));
+                }
                 advance(chunk.Length);
             }
             return failed;

@@ -50,7 +50,8 @@ internal static class ScoreCommand
     }
 
     /// <summary>Encodes each line on its own (so one bad line cannot sink the others), then scores the good ones as one
-    /// token-budget batch set, and writes results in input order.</summary>
+    /// token-budget batch set, and writes results in input order. When the batched run fails as a whole, each row is
+    /// run alone so the failure lands on the line that caused it and the rest of the chunk is still scored.</summary>
     private static void Process(RewardModel model, JsonLines io, List<InputLine> lines, bool embed)
     {
         var rows = new List<ScoringRow>(lines.Count);
@@ -70,41 +71,95 @@ internal static class ScoreCommand
                 rows.Add(model.EncodeRow(parsed, lines[i].Number, needGating: !embed));
                 rowOf[i] = rows.Count - 1;
             }
-            catch (Exception e) when (e is FormatException or RewardModelException or ArgumentException)
+            catch (Exception e) when (CommandSupport.IsLineError(e))
             {
-                errors[i] = e.Message;
+                errors[i] = CommandSupport.LineError(e);
             }
         }
 
-        IReadOnlyList<RewardScore>? scores = null;
-        IReadOnlyList<float[]>? embeddings = null;
-        if (rows.Count > 0)
-        {
-            if (embed)
-                embeddings = model.EmbedRows(rows);
-            else
-                scores = model.ScoreRows(rows);
-        }
+        var results = RunRows(rows, embed ? r => model.EmbedRows(r) : r => model.ScoreRows(r).Cast<object>().ToArray());
         for (var i = 0; i < lines.Count; i++)
         {
-            if (errors[i] is { } error)
+            var error = errors[i] ?? (rowOf[i] >= 0 ? results[rowOf[i]].Error : null);
+            if (error is null && rowOf[i] >= 0)
+                error = results[rowOf[i]].Value is RewardScore s ? NonFinite(s) : NonFinite((float[])results[rowOf[i]].Value!);
+            if (error is not null)
             {
                 io.WriteError(lines[i].Number, error);
                 continue;
             }
-            var r = rowOf[i];
+            var value = results[rowOf[i]].Value;
             if (embed)
-                io.Write(w =>
+                io.Write(lines[i].Number, w =>
                 {
                     w.WriteStartArray("embedding");
-                    foreach (var v in embeddings![r])
+                    foreach (var v in (float[])value!)
                         w.WriteNumberValue(v);
                     w.WriteEndArray();
                 });
             else
-                io.Write(w => WriteScore(w, scores![r]));
+                io.Write(lines[i].Number, w => WriteScore(w, (RewardScore)value!));
         }
     }
+
+    /// <summary>Runs all rows as one call; when that fails, each row alone, so one row's failure is that row's error.</summary>
+    internal static (object? Value, string? Error)[] RunRows(List<ScoringRow> rows, Func<IReadOnlyList<ScoringRow>, IReadOnlyList<object>> run)
+    {
+        var results = new (object?, string?)[rows.Count];
+        if (rows.Count == 0)
+            return results;
+        try
+        {
+            var all = run(rows);
+            for (var i = 0; i < all.Count; i++)
+                results[i] = (all[i], null);
+            return results;
+        }
+        catch (Exception e) when (CommandSupport.IsLineError(e) && rows.Count > 1)
+        {
+            // fall through: find the row(s) that fail
+        }
+        catch (Exception e) when (CommandSupport.IsLineError(e))
+        {
+            results[0] = (null, CommandSupport.LineError(e));
+            return results;
+        }
+        for (var i = 0; i < rows.Count; i++)
+        {
+            try
+            {
+                results[i] = (run([rows[i]])[0], null);
+            }
+            catch (Exception e) when (CommandSupport.IsLineError(e))
+            {
+                results[i] = (null, CommandSupport.LineError(e));
+            }
+        }
+        return results;
+    }
+
+    /// <summary>The error for a score with a NaN or infinite value (JSON has no such numbers), or null when finite.</summary>
+    internal static string? NonFinite(RewardScore s)
+    {
+        string? where = !float.IsFinite(s.Score) ? $"score {s.Score}"
+            : s.ScoreStd is { } std && !float.IsFinite(std) ? $"score_std {std}" : null;
+        for (var k = 0; where is null && k < s.ObjectiveNames.Count; k++)
+            if (!float.IsFinite(s.RewardValues[k]))
+                where = $"objective {s.ObjectiveNames[k]} {s.RewardValues[k]}";
+            else if (!float.IsFinite(s.GatingValues[k]))
+                where = $"gating {s.ObjectiveNames[k]} {s.GatingValues[k]}";
+        return where is null ? null : NonFiniteMessage(where);
+    }
+
+    internal static string? NonFinite(float[] embedding)
+    {
+        var i = Array.FindIndex(embedding, v => !float.IsFinite(v));
+        return i < 0 ? null : NonFiniteMessage($"embedding[{i}] {embedding[i]}");
+    }
+
+    internal static string NonFiniteMessage(string where) =>
+        $"the model produced {where.Split(' ')[^1]} for this input ({where}), which is not a number JSON can carry: the graph overflowed " +
+        "or its weights are broken. Check the model (re-export it, or use fp32) or leave this input out.";
 
     public static void WriteScore(Utf8JsonWriter w, RewardScore s)
     {

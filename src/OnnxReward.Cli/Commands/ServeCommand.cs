@@ -33,10 +33,16 @@ internal static class ServeCommand
         var maxConversations = new Option<int>("--max-conversations") { Description = "Most conversations per request (413 above).", DefaultValueFactory = _ => 256 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer <key>' (default: ONNXREWARD_API_KEY; none = open)." };
         var shutdown = new Option<double>("--shutdown-timeout-s") { Description = "How long shutdown waits for accepted requests.", DefaultValueFactory = _ => 30 };
+        var requestTimeout = new Option<double>("--request-timeout-s")
+        {
+            Description = "Deadline of one request, body included: past it its work stops and it gets 408 (slow body) or 503 (slow work).",
+            DefaultValueFactory = _ => new ServeSettings().RequestTimeout.TotalSeconds,
+        };
         var command = new Command("serve",
             "HTTP scoring service: POST /v1/score, /v1/bon, /get_reward (OpenRLHF), /v1/classify (vLLM/SGLang); GET /health, /metrics, /openapi.json.")
         {
             model, ep, budget, padding, truncation, maxLength, content, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
+            requestTimeout,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -52,6 +58,7 @@ internal static class ServeCommand
                 MaxConversations = parse.GetValue(maxConversations),
                 ApiKey = string.IsNullOrEmpty(key) ? null : key,
                 ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
+                RequestTimeout = Seconds(parse.GetValue(requestTimeout), "--request-timeout-s"),
             };
             settings.Validate();
             var dir = parse.GetValue(model);
@@ -65,7 +72,16 @@ internal static class ServeCommand
 
             var server = ScoringServer.Create(settings, () => CommandSupport.LoadModel(dir, parse.GetValue(ep)!, parse.GetValue(budget),
                 parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!));
-            server.StartAsync().GetAwaiter().GetResult();
+            try
+            {
+                server.StartAsync().GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or System.Net.Sockets.SocketException)
+            {
+                server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw new CliException($"cannot listen on {settings.Urls}: {e.Message.ReplaceLineEndings(" ").TrimEnd('.')}. " +
+                                       "Give an address of this machine and a free port (--urls).");
+            }
             Console.Error.WriteLine($"onnxreward serve: listening on {string.Join(", ", server.Urls)}; loading the model (GET /health is 503 until ready).");
             _ = server.Ready.ContinueWith(t =>
             {
@@ -78,6 +94,10 @@ internal static class ServeCommand
         }));
         return command;
     }
+
+    private static TimeSpan Seconds(double value, string option) =>
+        double.IsFinite(value) && value is > 0 and <= 86400 ? TimeSpan.FromSeconds(value)
+            : throw new CliException($"{option} is {value}; give more than 0 and at most 86400 seconds.");
 
     private static bool IsLoopback(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var u) && (u.IsLoopback || u.Host == "localhost");

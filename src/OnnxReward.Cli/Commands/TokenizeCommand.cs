@@ -51,23 +51,23 @@ internal static class TokenizeCommand
                         && text.ValueKind == System.Text.Json.JsonValueKind.String && !json.TryGetProperty("messages", out _))
                     {
                         var ids = encoder.EncodeText(text.GetString()!, line.Number);
-                        io.Write(w => WriteIds(w, ids));
+                        io.Write(line.Number, w => WriteIds(w, ids));
                         continue;
                     }
                     var parsed = ScoringInput.FromJson(json);
                     if (parsed.Conversation is null)
                         throw new FormatException("tokenize takes {\"text\": …} or {\"messages\": […]} (or prompt/response).");
                     var encoded = encoder.Encode(parsed.Conversation, line.Number);
-                    io.Write(w =>
+                    io.Write(line.Number, w =>
                     {
                         WriteIds(w, encoded.InputIds);
                         w.WriteNumber("reward_position", encoded.RewardPosition);
                         w.WriteNumber("gating_position", encoded.GatingPosition);
                     });
                 }
-                catch (Exception e) when (e is FormatException or RewardModelException or ArgumentException)
+                catch (Exception e) when (CommandSupport.IsLineError(e))
                 {
-                    io.WriteError(line.Number, e.Message);
+                    io.WriteError(line.Number, CommandSupport.LineError(e));
                 }
             }
         return io.Errors == 0 ? 0 : 1;

@@ -1,4 +1,4 @@
-using System.Text;
+using System.Buffers;
 using System.Text.Json;
 using Spectre.Console;
 
@@ -14,11 +14,11 @@ internal sealed record InputLine(int Number, JsonElement? Json, string? Error);
 /// </summary>
 internal sealed class JsonLines : IDisposable
 {
-    private readonly TextReader _reader;
+    private readonly LineSource _reader;
     private readonly Stream _output;
     private readonly bool _ownsOutput;
+    private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private readonly Utf8JsonWriter _writer;
-    private int _lineNumber;
 
     public JsonLines(FileInfo? input, FileInfo? output)
     {
@@ -26,47 +26,62 @@ internal sealed class JsonLines : IDisposable
             throw new CliException($"input {input.FullName} is a directory; pass a JSON Lines file (or leave --input out to read stdin).");
         if (input is not null && !input.Exists)
             throw new CliException($"input file {input.FullName} does not exist.");
-        _reader = input is null ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8) : new StreamReader(input.FullName, Encoding.UTF8);
+        _reader = new LineSource(input is null ? Console.OpenStandardInput() : File.OpenRead(input.FullName));
         _ownsOutput = output is not null;
         _output = output is null ? Console.OpenStandardOutput() : File.Create(output.FullName);
-        _writer = new Utf8JsonWriter(_output, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        _writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         InputName = input?.FullName ?? "stdin";
     }
 
     public string InputName { get; }
     public int Errors { get; private set; }
 
-    /// <summary>Reads up to <paramref name="max"/> non-blank lines (empty when the input is exhausted).</summary>
+    /// <summary>Reads up to <paramref name="max"/> non-blank lines (empty when the input is exhausted). A line that is
+    /// not valid UTF-8, not JSON or holds a lone surrogate comes back with its error (naming the byte offset).</summary>
     public List<InputLine> Read(int max)
     {
         var lines = new List<InputLine>();
-        while (lines.Count < max && _reader.ReadLine() is { } line)
+        while (lines.Count < max && _reader.Next() is { } line)
         {
-            _lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
+            if (LineSource.IsBlank(line.Bytes.Span))
                 continue;
             try
             {
-                using var doc = JsonDocument.Parse(line);
-                lines.Add(new InputLine(_lineNumber, doc.RootElement.Clone(), null));
+                using var doc = JsonInput.Parse(line.Bytes);
+                lines.Add(new InputLine(line.Number, doc.RootElement.Clone(), null));
             }
-            catch (JsonException e)
+            catch (FormatException e)
             {
-                lines.Add(new InputLine(_lineNumber, null, $"invalid JSON ({e.Message.Split(" Path:")[0]}). Each line must be one JSON object."));
+                lines.Add(new InputLine(line.Number, null, e.Message.StartsWith("invalid JSON", StringComparison.Ordinal)
+                    ? e.Message[..^1] + ". Each line must be one JSON object." : e.Message));
             }
         }
         return lines;
     }
 
-    /// <summary>Writes one result object.</summary>
-    public void Write(Action<Utf8JsonWriter> body)
+    /// <summary>Writes one result object for input line <paramref name="line"/>. The object is built in memory first, so
+    /// a body that fails half-way (a NaN the JSON writer refuses, say) never leaves a partial object on the output:
+    /// the line gets its error instead.</summary>
+    public void Write(int line, Action<Utf8JsonWriter> body)
     {
-        _writer.WriteStartObject();
-        body(_writer);
-        _writer.WriteEndObject();
-        _writer.Flush();
+        try
+        {
+            _writer.WriteStartObject();
+            body(_writer);
+            _writer.WriteEndObject();
+            _writer.Flush();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            _writer.Reset();
+            _buffer.Clear();
+            WriteError(line, $"the result could not be written as JSON ({e.Message}).");
+            return;
+        }
+        _buffer.Write("\n"u8);
+        _output.Write(_buffer.WrittenSpan);
         _writer.Reset();
-        _output.WriteByte((byte)'\n');
+        _buffer.Clear();
     }
 
     /// <summary>Reports a bad line on stderr and in its place on stdout.</summary>
@@ -74,7 +89,7 @@ internal sealed class JsonLines : IDisposable
     {
         Errors++;
         Console.Error.WriteLine($"line {line}: {message}");
-        Write(w =>
+        Write(line, w =>
         {
             w.WriteNumber("line", line);
             w.WriteString("error", message);
@@ -91,6 +106,77 @@ internal sealed class JsonLines : IDisposable
             _output.Dispose();
         _reader.Dispose();
     }
+}
+
+/// <summary>
+/// Lines of raw bytes from a stream, numbered from 1 (blank lines counted), '\n' or "\r\n" ended, a leading UTF-8 BOM
+/// dropped. Bytes stay bytes so that invalid UTF-8 can be reported (a StreamReader would turn it into U+FFFD).
+/// </summary>
+internal sealed class LineSource(Stream stream) : IDisposable
+{
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _start, _end, _number;
+    private bool _eof;
+
+    public readonly record struct Line(int Number, ReadOnlyMemory<byte> Bytes);
+
+    /// <summary>The next line (valid until the next call), or null at the end of the input.</summary>
+    public Line? Next()
+    {
+        var scanned = 0;
+        while (true)
+        {
+            var newline = _buffer.AsSpan(_start + scanned, _end - _start - scanned).IndexOf((byte)'\n');
+            if (newline >= 0)
+            {
+                var length = scanned + newline;
+                var line = Take(length);
+                _start += length + 1;
+                return line;
+            }
+            scanned = _end - _start;
+            if (_eof)
+            {
+                if (scanned == 0)
+                    return null;
+                var last = Take(scanned);
+                _start = _end;
+                return last;
+            }
+            Fill();
+        }
+    }
+
+    private Line Take(int length)
+    {
+        var bytes = _buffer.AsMemory(_start, length);
+        if (bytes.Span.EndsWith((byte)'\r'))
+            bytes = bytes[..^1];
+        if (++_number == 1 && bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+            bytes = bytes[3..];
+        return new Line(_number, bytes);
+    }
+
+    private void Fill()
+    {
+        if (_start > 0)
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _end -= _start;
+            _start = 0;
+        }
+        if (_end == _buffer.Length)
+            Array.Resize(ref _buffer, checked(_buffer.Length * 2));
+        var read = stream.Read(_buffer, _end, _buffer.Length - _end);
+        if (read == 0)
+            _eof = true;
+        _end += read;
+    }
+
+    /// <summary>True for a line of only ASCII whitespace (not an input; produces nothing).</summary>
+    public static bool IsBlank(ReadOnlySpan<byte> line) => line.IndexOfAnyExcept(" \t\r\f\v"u8) < 0;
+
+    public void Dispose() => stream.Dispose();
 }
 
 /// <summary>A usage problem the command reports as one line (<c>error: …</c>) with exit code 1, no stack trace.</summary>

@@ -17,15 +17,21 @@ internal sealed class ServiceBusyException(string message) : Exception(message);
 /// rows admitted but not yet answered never exceed <see cref="ServeSettings.QueueCapacity"/> either; beyond that
 /// <see cref="Submit"/> throws <see cref="ServiceBusyException"/> at once instead of growing. A row's score does not
 /// depend on its batch neighbours (causal attention, right padding), so results equal the library's for the same input.
+/// <para>Cancellation (the client went away, or the request's deadline passed): a request still queued is dropped at
+/// once (its task ends cancelled, its rows no longer count against the queue, the loop skips it); a round whose every
+/// request is cancelled is stopped mid-run (RunOptions.Terminate); a round shared with live requests runs on for them.</para>
 /// </summary>
 internal sealed class DynamicBatcher : IAsyncDisposable
 {
     // N = rows of one request, B = rows of one round (Σ N over the requests it gathered).
-    private sealed class Pending(ScoringRow[] rows, int tokens)
+    private sealed class Pending(ScoringRow[] rows, int tokens, CancellationToken cancellation)
     {
+        public const int Queued = 0, Taken = 1, Running = 2, Cancelled = 3;
         public readonly ScoringRow[] Rows = rows;
         public readonly int Tokens = tokens;
+        public readonly CancellationToken Cancellation = cancellation;
         public readonly TaskCompletionSource<IReadOnlyList<RewardScore>> Completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int State;                    // Queued (in the channel) → Taken (read by the loop) → Running, or → Cancelled
     }
 
     private readonly RewardModel _model;
@@ -57,15 +63,17 @@ internal sealed class DynamicBatcher : IAsyncDisposable
 
     /// <summary>Queues one request's rows; the task completes with their scores in order.</summary>
     /// <exception cref="ServiceBusyException">The queue is full or the service is shutting down.</exception>
-    public async Task<IReadOnlyList<RewardScore>> Submit(ScoringRow[] rows)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public async Task<IReadOnlyList<RewardScore>> Submit(ScoringRow[] rows, CancellationToken cancellationToken = default)
     {
         if (rows.Length == 0)
             return [];
+        cancellationToken.ThrowIfCancellationRequested();
         Reserve(rows.Length);
         var tokens = 0;
         foreach (var r in rows)
             tokens += r.Ids.Length;
-        var pending = new Pending(rows, tokens);
+        var pending = new Pending(rows, tokens, cancellationToken);
         Interlocked.Add(ref _queuedRows, rows.Length);
         if (!_queue.Writer.TryWrite(pending))
         {
@@ -75,6 +83,7 @@ internal sealed class DynamicBatcher : IAsyncDisposable
         }
         try
         {
+            await using var dropped = cancellationToken.Register(() => Cancel(pending)).ConfigureAwait(false);
             return await pending.Completion.Task.ConfigureAwait(false);
         }
         finally
@@ -83,16 +92,44 @@ internal sealed class DynamicBatcher : IAsyncDisposable
         }
     }
 
+    /// <summary>A cancelled request leaves the queue now; one already running is left to its round (which stops when
+    /// all of its requests are cancelled).</summary>
+    private void Cancel(Pending p)
+    {
+        while (true)
+        {
+            var state = Volatile.Read(ref p.State);
+            if (state is Pending.Running or Pending.Cancelled)
+                return;
+            if (Interlocked.CompareExchange(ref p.State, Pending.Cancelled, state) != state)
+                continue;
+            if (state == Pending.Queued)
+                Interlocked.Add(ref _queuedRows, -p.Rows.Length);
+            p.Completion.TrySetCanceled(p.Cancellation);
+            return;
+        }
+    }
+
+    /// <summary>Takes a request read from the channel: false when it was cancelled while queued (skip it).</summary>
+    private bool Take(Pending p)
+    {
+        if (Interlocked.CompareExchange(ref p.State, Pending.Taken, Pending.Queued) != Pending.Queued)
+            return false;
+        Interlocked.Add(ref _queuedRows, -p.Rows.Length);
+        return true;
+    }
+
     /// <summary>
     /// Runs work that scores <paramref name="rows"/> rows by itself (best-of-n: its candidates are already one batch)
     /// under the same admission bound as <see cref="Submit"/>, on the thread pool.
     /// </summary>
-    public async Task<T> Admit<T>(int rows, Func<T> work)
+    public async Task<T> Admit<T>(int rows, Func<CancellationToken, T> work, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         Reserve(rows);
         try
         {
-            return await Task.Run(work).ConfigureAwait(false);
+            return await Task.Run(() => work(cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -143,9 +180,8 @@ internal sealed class DynamicBatcher : IAsyncDisposable
             {
                 if (!await reader.WaitToReadAsync().ConfigureAwait(false))
                     break;
-                if (!reader.TryRead(out first))
+                if (!reader.TryRead(out first) || !Take(first))
                     continue;
-                Interlocked.Add(ref _queuedRows, -first.Rows.Length);
             }
             round.Clear();
             round.Add(first);
@@ -157,7 +193,8 @@ internal sealed class DynamicBatcher : IAsyncDisposable
             {
                 if (reader.TryRead(out var next))
                 {
-                    Interlocked.Add(ref _queuedRows, -next.Rows.Length);
+                    if (!Take(next))
+                        continue;
                     if (rows + next.Rows.Length > _settings.MaxBatchSize || tokens + next.Tokens > _settings.MaxBatchTokens)
                     {
                         _carry = next;
@@ -193,10 +230,30 @@ internal sealed class DynamicBatcher : IAsyncDisposable
 
     private async Task ScoreRound(List<Pending> round, int rows, int tokens)
     {
+        var registrations = new List<CancellationTokenRegistration>(round.Count);
+        using var stop = new CancellationTokenSource();
         try
         {
             if (_settings.BeforeRound is { } gate)
                 await gate().ConfigureAwait(false);
+            // Requests cancelled while they waited for this round are dropped before anything runs.
+            round.RemoveAll(p => Interlocked.CompareExchange(ref p.State, Pending.Running, Pending.Taken) != Pending.Taken);
+            if (round.Count == 0)
+                return;
+            rows = tokens = 0;
+            foreach (var p in round)
+            {
+                rows += p.Rows.Length;
+                tokens += p.Tokens;
+            }
+            // The run stops (RunOptions.Terminate) once every request in the round is cancelled.
+            var live = round.Count;
+            foreach (var p in round)
+                registrations.Add(p.Cancellation.Register(() =>
+                {
+                    if (Interlocked.Decrement(ref live) == 0)
+                        stop.Cancel();
+                }));
             var all = new ScoringRow[rows];                                   // (B)
             var offset = 0;
             foreach (var p in round)
@@ -205,7 +262,7 @@ internal sealed class DynamicBatcher : IAsyncDisposable
                 offset += p.Rows.Length;
             }
             var started = Stopwatch.GetTimestamp();
-            var scores = _model.ScoreRows(all);                               // (B) results in row order
+            var scores = _model.ScoreRows(all, stop.Token);                   // (B) results in row order
             _metrics.RecordRound(rows, tokens, round.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
             offset = 0;
             foreach (var p in round)
@@ -217,10 +274,20 @@ internal sealed class DynamicBatcher : IAsyncDisposable
                 p.Completion.TrySetResult(slice);
             }
         }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            foreach (var p in round)
+                p.Completion.TrySetCanceled(p.Cancellation);
+        }
         catch (Exception e)
         {
             foreach (var p in round)
                 p.Completion.TrySetException(e);
+        }
+        finally
+        {
+            foreach (var r in registrations)
+                r.Dispose();
         }
     }
 }

@@ -49,10 +49,12 @@ internal static class OpenApiDocument
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["conversations"], "properties": { "conversations": { "type": "array", "items": { "$ref": "#/components/schemas/Input" } } } } } } },
         "responses": {
           "200": { "description": "Scores.", "content": { "application/json": { "schema": { "type": "object", "properties": { "results": { "type": "array", "items": { "$ref": "#/components/schemas/Score" } } } } } } },
-          "400": { "description": "Malformed JSON or an invalid conversation.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+          "400": { "description": "Malformed JSON, invalid UTF-8, a lone surrogate or an invalid conversation.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
           "401": { "description": "Missing or wrong API key." },
+          "408": { "description": "The body did not arrive within --request-timeout-s (or below Kestrel's minimum data rate)." },
           "413": { "description": "Body or conversation count over the limit." },
-          "503": { "description": "Queue full or model loading; see Retry-After." }
+          "422": { "description": "The model produced NaN or infinity for the item named by error.index." },
+          "503": { "description": "Queue full, model loading, or the work did not finish within --request-timeout-s; see Retry-After." }
         }
       }
     },
@@ -69,7 +71,7 @@ internal static class OpenApiDocument
             "chosen": { "type": "integer" }, "rule": { "type": "string" }, "scores": { "type": "array", "items": { "type": "number" } },
             "transformed": { "type": "array", "items": { "type": "number" } }, "score_std": { "type": "array", "items": { "type": "number" } },
             "reference_reward": { "type": "number" } } } } } },
-          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "413": { "description": "Too many candidates." }, "503": { "description": "Busy or loading." }
+          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "408": { "description": "Body too slow." }, "413": { "description": "Too many candidates." }, "422": { "description": "NaN/infinite model output." }, "503": { "description": "Busy, loading, or past --request-timeout-s." }
         }
       }
     },
@@ -80,7 +82,7 @@ internal static class OpenApiDocument
           "query": { "type": "array", "items": { "type": "string" } }, "prompts": { "type": "array", "description": "Accepted and ignored." }, "labels": { "type": "array", "description": "Accepted and ignored." } } } } } },
         "responses": {
           "200": { "description": "Rewards.", "content": { "application/json": { "schema": { "type": "object", "properties": { "rewards": { "type": "array", "items": { "type": "number" } }, "scores": { "type": "array", "items": { "type": "number" } } } } } } },
-          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "413": { "description": "Too large." }, "503": { "description": "Busy or loading." }
+          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "408": { "description": "Body too slow." }, "413": { "description": "Too large." }, "422": { "description": "NaN/infinite model output." }, "503": { "description": "Busy, loading, or past --request-timeout-s." }
         }
       }
     },
@@ -95,7 +97,7 @@ internal static class OpenApiDocument
             "id": { "type": "string" }, "object": { "const": "list" }, "created": { "type": "integer" }, "model": { "type": "string" },
             "data": { "type": "array", "items": { "type": "object", "properties": { "index": { "type": "integer" }, "label": { "type": "string" }, "probs": { "type": "array", "items": { "type": "number" } }, "num_classes": { "type": "integer" } } } },
             "usage": { "type": "object", "properties": { "prompt_tokens": { "type": "integer" }, "total_tokens": { "type": "integer" }, "completion_tokens": { "type": "integer" } } } } } } } },
-          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "413": { "description": "Too large." }, "503": { "description": "Busy or loading." }
+          "400": { "description": "Invalid request." }, "401": { "description": "Missing or wrong API key." }, "408": { "description": "Body too slow." }, "413": { "description": "Too large." }, "422": { "description": "NaN/infinite model output." }, "503": { "description": "Busy, loading, or past --request-timeout-s." }
         }
       }
     },

@@ -59,14 +59,14 @@ internal sealed partial class ScoringServer
 
     // ---- POST /v1/score: {"conversations": [input, ...]} → {"results": [score, ...]} -------------------------------
 
-    private async Task<Action<Utf8JsonWriter>> Score(JsonElement body, RewardModel model, DynamicBatcher batcher)
+    private async Task<Action<Utf8JsonWriter>> Score(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
     {
         var items = RequireArray(body, "conversations",
             "expected {\"conversations\": [{\"messages\": [...]} | {\"prompt\", \"response\"} | {\"text\"} | {\"input_ids\"}, ...]}");
         var rows = new ScoringRow[items.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(Parse(items[i], $"conversations[{i}]"), i, needGating: true);
-        var scores = await batcher.Submit(rows);
+            rows[i] = model.EncodeRow(Parse(items[i], $"conversations[{i}]"), i, needGating: true, ct);
+        var scores = Finite(await batcher.Submit(rows, ct), "conversations");
         return w =>
         {
             w.WriteStartArray("results");
@@ -82,7 +82,7 @@ internal sealed partial class ScoringServer
 
     // ---- POST /v1/bon: the `bon` command's line shape plus its options as fields -----------------------------------
 
-    private async Task<Action<Utf8JsonWriter>> BestOfN(JsonElement body, RewardModel model, DynamicBatcher batcher)
+    private async Task<Action<Utf8JsonWriter>> BestOfN(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
     {
         var request = BonCommand.ParseRequest(body);
         var rows = request.Candidates.Count + (request.ReferenceResponses?.Count ?? 0);
@@ -116,7 +116,9 @@ internal sealed partial class ScoringServer
         if (options.Objectives is { } names)
             _ = ObjectiveSubset.FromNames(model.ObjectiveNames, names);
         // The candidates of one prompt are already a batch: they run under the queue's admission bound, not through it.
-        var result = await batcher.Admit(rows, () => BestOfNSelector.Select(model, request, options));
+        var result = await batcher.Admit(rows, token => BestOfNSelector.Select(model, request, options, token), ct);
+        if (BonCommand.NonFinite(result) is { } bad)
+            throw new HttpError(StatusCodes.Status422UnprocessableEntity, bad);
         return w => BonCommand.WriteResult(w, result, ruleName.ToLowerInvariant());
     }
 
@@ -125,7 +127,7 @@ internal sealed partial class ScoringServer
     // later versions add "scores" beside it) and openrlhf/utils/remote_rm_utils.py (request_api_wrapper POSTs JSON and
     // reads score_key="rewards"; the trainer sends "query" plus "prompts"/"labels", which are accepted and ignored).
 
-    private async Task<Action<Utf8JsonWriter>> GetReward(JsonElement body, RewardModel model, DynamicBatcher batcher)
+    private async Task<Action<Utf8JsonWriter>> GetReward(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
     {
         if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("query", out var query))
             throw new FormatException("expected {\"query\": [\"<templated conversation text>\", ...]} (OpenRLHF's remote reward model request).");
@@ -133,8 +135,8 @@ internal sealed partial class ScoringServer
         CheckCount(texts.Count, "query");
         var rows = new ScoringRow[texts.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(new ScoringInput(null, WithBos(model, texts[i]), null), i, needGating: true);
-        var scores = await batcher.Submit(rows);
+            rows[i] = model.EncodeRow(new ScoringInput(null, WithBos(model, texts[i]), null), i, needGating: true, ct);
+        var scores = Finite(await batcher.Submit(rows, ct), "query");
         return w =>
         {
             foreach (var name in new[] { "rewards", "scores" })
@@ -165,7 +167,7 @@ internal sealed partial class ScoringServer
     // format, POST /v1/classify). A reward model has one output: "probs" carries the raw score (no sigmoid/softmax),
     // num_classes is 1 and the label is "LABEL_0" as in a one-label Hugging Face config.
 
-    private async Task<Action<Utf8JsonWriter>> Classify(JsonElement body, RewardModel model, DynamicBatcher batcher)
+    private async Task<Action<Utf8JsonWriter>> Classify(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
     {
         if (body.ValueKind != JsonValueKind.Object)
             throw new FormatException("expected {\"input\": text | [texts]} or {\"messages\": [...]} (vLLM/SGLang classify request).");
@@ -202,8 +204,8 @@ internal sealed partial class ScoringServer
 
         var rows = new ScoringRow[inputs.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(inputs[i], i, needGating: true);
-        var scores = await batcher.Submit(rows);
+            rows[i] = model.EncodeRow(inputs[i], i, needGating: true, ct);
+        var scores = Finite(await batcher.Submit(rows, ct), "input");
         var name = OptionalString(body, "model") ?? ModelName(model);
         return w =>
         {
@@ -233,6 +235,15 @@ internal sealed partial class ScoringServer
             w.WriteNull("prompt_tokens_details");
             w.WriteEndObject();
         };
+    }
+
+    /// <summary>The scores, or 422 naming the first item the model scored NaN/∞ (JSON cannot carry it).</summary>
+    private static IReadOnlyList<RewardScore> Finite(IReadOnlyList<RewardScore> scores, string field)
+    {
+        for (var i = 0; i < scores.Count; i++)
+            if (ScoreCommand.NonFinite(scores[i]) is { } bad)
+                throw new HttpError(StatusCodes.Status422UnprocessableEntity, $"\"{field}\"[{i}]: {bad}", i);
+        return scores;
     }
 
     // ---- small parsing helpers (errors name the field and the fix) -----------------------------------------------

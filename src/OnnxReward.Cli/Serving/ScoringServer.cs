@@ -26,10 +26,14 @@ internal sealed class HttpError(int status, string message, int? index = null) :
 /// <c>onnxreward serve</c>: an ASP.NET Core minimal-API host around one <see cref="RewardModel"/> and its
 /// <see cref="DynamicBatcher"/>. Data flow of a scoring request:
 /// <code>
-/// middleware (API key → 401, metrics) → body ≤ MaxBodyBytes (413) → JSON (400) → ≤ MaxConversations (413)
-///   → encode each input on the request thread (400 with the library's message) → batcher.Submit (503 when full)
-///   → one JSON answer, results in input order
+/// middleware (API key → 401, metrics) → body ≤ MaxBodyBytes (413), UTF-8 (400), in time (408) → JSON (400)
+///   → ≤ MaxConversations (413) → encode each input on the request thread (400 with the library's message)
+///   → batcher.Submit (503 when full) → one JSON answer, results in input order
 /// </code>
+/// Every request runs under one token that fires when the client goes away (HttpContext.RequestAborted) or its
+/// deadline (--request-timeout-s) passes: tokenization, template rendering and ONNX Runtime runs check it, a queued
+/// request leaves the batcher, and the answer is 408 (the body did not arrive in time) or 503 (the work did not finish
+/// in time) with the reason; a request whose client is gone gets no answer (status 499 in the metrics).
 /// The model loads after the server binds: <c>GET /health</c> answers 503 until it is ready, then 200. Shutdown stops
 /// accepting connections, lets Kestrel finish the accepted requests (HostOptions.ShutdownTimeout), then drains the queue.
 /// </summary>
@@ -176,16 +180,34 @@ internal sealed partial class ScoringServer : IAsyncDisposable
     // ---- request and response plumbing ----------------------------------------------------------------------------
 
     /// <summary>Runs a JSON endpoint: readiness, body limits, JSON parsing, error mapping.</summary>
-    private async Task Run(HttpContext ctx, Func<JsonElement, RewardModel, DynamicBatcher, Task<Action<Utf8JsonWriter>>> handle)
+    private async Task Run(HttpContext ctx, Func<JsonElement, RewardModel, DynamicBatcher, CancellationToken, Task<Action<Utf8JsonWriter>>> handle)
     {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        deadline.CancelAfter(_settings.RequestTimeout);
+        var bodyRead = false;
         try
         {
             if (_model is not { } model || _batcher is not { } batcher)
                 throw new HttpError(StatusCodes.Status503ServiceUnavailable,
                     LoadError is null ? "the model is still loading; retry when GET /health answers 200." : $"the model failed to load: {LoadError}");
-            using var doc = await ReadJson(ctx).ConfigureAwait(false);
-            var write = await handle(doc.RootElement, model, batcher).ConfigureAwait(false);
+            using var doc = await ReadJson(ctx, deadline.Token).ConfigureAwait(false);
+            bodyRead = true;
+            var write = await handle(doc.RootElement, model, batcher, deadline.Token).ConfigureAwait(false);
             await WriteJson(ctx, StatusCodes.Status200OK, write).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            ctx.Response.StatusCode = StatusCodeClientClosedRequest;      // nobody to answer; the work has stopped
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            var limit = _settings.RequestTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await WriteError(ctx, bodyRead
+                ? new HttpError(StatusCodes.Status503ServiceUnavailable,
+                    $"the request did not finish within its deadline of {limit} s (--request-timeout-s) and was stopped: send shorter " +
+                    "or fewer conversations per request, or start the server with a larger --request-timeout-s.")
+                : new HttpError(StatusCodes.Status408RequestTimeout,
+                    $"the request body did not arrive within {limit} s (--request-timeout-s): send the whole body at once.")).ConfigureAwait(false);
         }
         catch (HttpError e)
         {
@@ -203,13 +225,22 @@ internal sealed partial class ScoringServer : IAsyncDisposable
         {
             await WriteError(ctx, new HttpError(StatusCodes.Status400BadRequest, e.Message)).ConfigureAwait(false);
         }
+        catch (BadHttpRequestException e) when (!ctx.RequestAborted.IsCancellationRequested)
+        {
+            await WriteError(ctx, new HttpError(e.StatusCode, e.StatusCode == StatusCodes.Status408RequestTimeout
+                ? "the request body arrived too slowly (below Kestrel's minimum data rate of 240 bytes/s after a 5 s grace): send the whole body at once."
+                : $"the request could not be read: {e.Message}")).ConfigureAwait(false);
+        }
         catch (Exception e) when (!ctx.RequestAborted.IsCancellationRequested)
         {
             await WriteError(ctx, new HttpError(StatusCodes.Status500InternalServerError, $"internal error while scoring: {e.Message}")).ConfigureAwait(false);
         }
     }
 
-    private async Task<JsonDocument> ReadJson(HttpContext ctx)
+    /// <summary>Metrics status of a request whose client went away before the answer (nginx's convention).</summary>
+    private const int StatusCodeClientClosedRequest = 499;
+
+    private async Task<JsonDocument> ReadJson(HttpContext ctx, CancellationToken cancellationToken)
     {
         var max = _settings.MaxBodyBytes;
         string TooLarge(string size) =>
@@ -226,7 +257,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
             while (true)
             {
                 var memory = buffer.GetMemory(8192);
-                var read = await ctx.Request.Body.ReadAsync(memory, ctx.RequestAborted).ConfigureAwait(false);
+                var read = await ctx.Request.Body.ReadAsync(memory, cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                     break;
                 buffer.Advance(read);
@@ -242,11 +273,12 @@ internal sealed partial class ScoringServer : IAsyncDisposable
             throw new HttpError(StatusCodes.Status400BadRequest, "the request body is empty: send a JSON object (see GET /openapi.json).");
         try
         {
-            return JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = 64 });
+            return IO.JsonInput.Parse(buffer.WrittenMemory);
         }
-        catch (JsonException e)
+        catch (FormatException e)
         {
-            throw new HttpError(StatusCodes.Status400BadRequest, $"the request body is not valid JSON: {e.Message}");
+            throw new HttpError(StatusCodes.Status400BadRequest, e.Message.StartsWith("invalid JSON", StringComparison.Ordinal)
+                ? $"the request body is not valid JSON: {e.Message}" : $"the request body has {e.Message}");
         }
     }
 

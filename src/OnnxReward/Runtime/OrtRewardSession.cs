@@ -128,22 +128,32 @@ internal sealed class OrtRewardSession : IDisposable
     /// <summary>
     /// Runs one batch. Row r holds <paramref name="ids"/>[r] right-padded with the pad id to <paramref name="paddedLength"/>.
     /// Outputs are written row-major: score [B], rewards [B·K], gating [B·K], std [B], embedding [B·D].
+    /// A cancellable <paramref name="cancellationToken"/> gets the run its own RunOptions, and cancelling it sets
+    /// RunOptions.Terminate, which ONNX Runtime checks between kernels: the run stops within one kernel and this throws
+    /// <see cref="OperationCanceledException"/>.
     /// </summary>
     public void Run(IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions, ReadOnlySpan<int> gatingPositions,
-        int paddedLength, RunOutputs what, in BatchOutputs outputs)
+        int paddedLength, RunOutputs what, in BatchOutputs outputs, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        var b = ids.Count;
+        cancellationToken.ThrowIfCancellationRequested();
         if (!_contexts.TryTake(out var ctx))
             ctx = new RunContext(_session);
+        using var runOptions = cancellationToken.CanBeCanceled ? new RunOptions() : null;
+        using var terminate = runOptions is null ? default : cancellationToken.Register(() => runOptions.Terminate = true);
         try
         {
-            ctx.Run(this, ids, rewardPositions, gatingPositions, paddedLength, what, outputs);
+            ctx.Run(this, ids, rewardPositions, gatingPositions, paddedLength, what, outputs, runOptions ?? _runOptions);
+        }
+        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("the run was cancelled (RunOptions.Terminate).", cancellationToken);
         }
         finally
         {
             _contexts.Add(ctx);
         }
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     public void Dispose()
@@ -184,7 +194,7 @@ internal sealed class OrtRewardSession : IDisposable
         public RunContext(InferenceSession session) => _binding = session.CreateIoBinding();
 
         public void Run(OrtRewardSession owner, IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions,
-            ReadOnlySpan<int> gatingPositions, int t, RunOutputs what, in BatchOutputs outputs)
+            ReadOnlySpan<int> gatingPositions, int t, RunOutputs what, in BatchOutputs outputs, RunOptions runOptions)
         {
             var b = ids.Count;
             var k = owner.Objectives;
@@ -236,7 +246,7 @@ internal sealed class OrtRewardSession : IDisposable
                     values.Add(Bind("embedding", Output(_embedding, b * d, [b, d]), input: false));
                 }
 
-                owner._session.RunWithBinding(owner._runOptions, _binding);
+                owner._session.RunWithBinding(runOptions, _binding);
 
                 if ((what & RunOutputs.Head) != 0)
                 {

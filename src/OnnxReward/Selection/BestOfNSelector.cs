@@ -61,7 +61,10 @@ public static class BestOfNSelector
 {
     /// <exception cref="ArgumentException">No candidates, an LSC-AND request without reference responses, or bad options.</exception>
     /// <exception cref="RewardModelException">A candidate cannot be scored, or a μ − kσ rule on a model without a posterior.</exception>
-    public static BestOfNResult Select(RewardModel model, BestOfNRequest request, BestOfNOptions? options = null)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (tokenization, template
+    /// rendering and ONNX Runtime runs stop).</exception>
+    public static BestOfNResult Select(RewardModel model, BestOfNRequest request, BestOfNOptions? options = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(request);
@@ -83,7 +86,7 @@ public static class BestOfNSelector
 
         var references = request.ReferenceResponses ?? [];
         var all = request.Candidates.Concat(references).Select(r => Conversation.FromPromptResponse(request.Prompt, r)).ToList();
-        var scored = model.Score(all);
+        var scored = model.Score(all, cancellationToken);
         var candidates = scored.Take(request.Candidates.Count).ToList();
         var referenceScores = scored.Skip(request.Candidates.Count).ToList();
         var scores = candidates.Select(c => (double)c.Score).ToArray();
