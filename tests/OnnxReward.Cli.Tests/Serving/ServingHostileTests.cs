@@ -51,7 +51,9 @@ public class ServingHostileTests
         // loaded 2-core machine and is far below the ~28 s the request costs uncancelled.
         Assert.That(elapsed, Is.LessThan(3), "stopped at the deadline");
         var cpu = await CpuOver(TimeSpan.FromSeconds(1.5));
-        Assert.That(cpu, Is.LessThan(0.5), "nothing keeps rendering after the answer (a live render burns ~1.5 s here)");
+        // A live render burns one core, ~1.5 CPU-s in the 1.5 s window; the bound is 1.0 because the measurement covers the
+        // whole test process (GC and other fixtures add up to ~0.5 CPU-s on a loaded 2-core machine).
+        Assert.That(cpu, Is.LessThan(1.0), "nothing keeps rendering after the answer (a live render burns ~1.5 CPU-s here)");
         Assert.That(s.Server.Batcher!.AdmittedRows, Is.Zero);
     }
 
@@ -66,7 +68,7 @@ public class ServingHostileTests
         // the process must be idle although 27 s of rendering were left.
         await Task.Delay(1000);
         var cpu = await CpuOver(TimeSpan.FromSeconds(1.5));
-        Assert.That(cpu, Is.LessThan(0.5), "the abandoned request no longer renders");
+        Assert.That(cpu, Is.LessThan(1.0), "the abandoned request no longer renders (a live render burns ~1.5 CPU-s; bound as above)");
         using var health = await s.Client.GetAsync("/health");
         Assert.That((int)health.StatusCode, Is.EqualTo(200), "the server lives on");
     }
