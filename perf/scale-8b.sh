@@ -4,7 +4,7 @@
 #
 #   perf/scale-8b.sh [work folder] [variant ...]
 #
-# work folder: default /tmp/onnxreward-scale-8b (the checkpoint is generated there once and kept; each model directory
+# work folder: default $TMPDIR/onnxreward-scale-8b (the checkpoint is generated there once and kept; each model directory
 # is deleted after its measurements). variant: dtype[:block size[:accuracy level]]; default
 #   int8-block:16:0 int8-block int8 int4 int4:64 int4:128 fp32
 # For each variant: `onnxreward export` under GNU time (export seconds, peak RSS), then fresh processes of
@@ -14,7 +14,7 @@
 # the memory check (it needs ~30 GB); its refusal is recorded. Every measurement is one JSON line in results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=${1:-/tmp/onnxreward-scale-8b}
+work=${1:-$(dirname "$(mktemp -u)")/onnxreward-scale-8b}
 shift || true
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(int8-block:16:0 int8-block int8 int4 int4:64 int4:128 fp32)
