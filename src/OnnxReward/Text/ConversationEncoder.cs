@@ -54,8 +54,12 @@ internal sealed class ConversationEncoder
     public string Render(Conversation conversation, int index = 0, CancellationToken cancellationToken = default) =>
         Render(conversation.Messages, conversation, index, escapeContent: false, cancellationToken);
 
+    /// <summary>Chat-template renders done on this thread (test seam: bounds the work of DropOldestTurns without timing).</summary>
+    [ThreadStatic] internal static int RendersOnThisThread;
+
     private string Render(IReadOnlyList<ChatMessage> messages, Conversation conversation, int index, bool escapeContent, CancellationToken ct)
     {
+        RendersOnThisThread++;
         conversation.Validate(index);
         if (Template is null)
             throw new RewardModelException(

@@ -47,12 +47,29 @@ internal sealed class BoundedPreTokenizer : PreTokenizer
         public void Dispose() => t_cancellation = previous;
     }
 
+    [ThreadStatic] private static IEnumerable<(int Offset, int Length)>? t_provided;
+
+    /// <summary>Makes the calling thread's next <see cref="PreTokenize(ReadOnlySpan{char})"/> return
+    /// <paramref name="pieces"/> (already split by <see cref="Split"/>, offsets into the text the tokenizer is given;
+    /// they may cover only part of it) instead of matching the regex again.</summary>
+    internal static void Provide(IEnumerable<(int Offset, int Length)>? pieces) => t_provided = pieces;
+
     public override IEnumerable<(int Offset, int Length)> PreTokenize(string text) =>
-        text is null ? [] : Pieces(_regex, text.AsSpan());
+        text is null ? [] : PreTokenize(text.AsSpan());
 
-    public override IEnumerable<(int Offset, int Length)> PreTokenize(ReadOnlySpan<char> text) => Pieces(_regex, text);
+    public override IEnumerable<(int Offset, int Length)> PreTokenize(ReadOnlySpan<char> text)
+    {
+        var pieces = t_provided;
+        t_provided = null;
+        pieces ??= Split(text);
+        var ct = t_cancellation;
+        return ct.CanBeCanceled ? Checked(pieces, ct) : pieces;
+    }
 
-    private static IEnumerable<(int Offset, int Length)> Pieces(Regex regex, ReadOnlySpan<char> text)
+    /// <summary>The bounded pieces of <paramref name="text"/> (cancellation checked while matching).</summary>
+    internal List<(int Offset, int Length)> Split(ReadOnlySpan<char> text) => Pieces(_regex, text);
+
+    private static List<(int Offset, int Length)> Pieces(Regex regex, ReadOnlySpan<char> text)
     {
         var ct = t_cancellation;
         var pieces = new List<(int, int)>(text.Length / 4 + 1);
@@ -77,17 +94,18 @@ internal sealed class BoundedPreTokenizer : PreTokenizer
             }
         }
         ct.ThrowIfCancellationRequested();
-        return ct.CanBeCanceled ? Checked(pieces, ct) : pieces;
+        return pieces;
     }
 
     /// <summary>The pieces, checking the token while the BPE consumes them.</summary>
-    private static IEnumerable<(int Offset, int Length)> Checked(List<(int Offset, int Length)> pieces, CancellationToken ct)
+    private static IEnumerable<(int Offset, int Length)> Checked(IEnumerable<(int Offset, int Length)> pieces, CancellationToken ct)
     {
-        for (var i = 0; i < pieces.Count; i++)
+        var i = 0;
+        foreach (var piece in pieces)
         {
-            if ((i & (CancellationStride - 1)) == 0)
+            if ((i++ & (CancellationStride - 1)) == 0)
                 ct.ThrowIfCancellationRequested();
-            yield return pieces[i];
+            yield return piece;
         }
     }
 }

@@ -30,9 +30,16 @@ public sealed class Llama3Tokenizer
     private readonly Dictionary<int, string> _addedById;
     private readonly Regex? _addedPattern;
 
-    private Llama3Tokenizer(TiktokenTokenizer tokenizer, Dictionary<string, int> added, int vocabularySize)
+    private readonly BoundedPreTokenizer _pre;
+
+    /// <summary>Exact BPE for long pieces (whitespace-free text), built from the rank text on the first long piece.</summary>
+    private readonly Lazy<LongPieceBpe?> _longPieces;
+
+    private Llama3Tokenizer(TiktokenTokenizer tokenizer, BoundedPreTokenizer pre, byte[] ranks, Dictionary<string, int> added, int vocabularySize)
     {
         _tokenizer = tokenizer;
+        _pre = pre;
+        _longPieces = new Lazy<LongPieceBpe?>(() => LongPieceBpe.Create(ranks), LazyThreadSafetyMode.ExecutionAndPublication);
         _added = added;
         _addedLookup = added.GetAlternateLookup<ReadOnlySpan<char>>();
         _addedById = added.ToDictionary(kv => kv.Value, kv => kv.Key);
@@ -104,9 +111,12 @@ public sealed class Llama3Tokenizer
                 }
 
             var tiktoken = Directory.EnumerateFiles(directory, "*.tiktoken").Order(StringComparer.Ordinal).FirstOrDefault();
-            using var ranks = tiktoken is not null ? (Stream)File.OpenRead(tiktoken) : RanksFromVocab(vocab, jsonPath);
+            // The rank text is kept (1-2 MB) for LongPieceBpe, which builds its tables from it on the first long piece.
+            var rankText = tiktoken is not null ? File.ReadAllBytes(tiktoken) : RanksFromVocab(vocab, jsonPath).ToArray();
+            using var ranks = new MemoryStream(rankText, writable: false);
             var maxRank = vocab.EnumerateObject().Count() - 1;
             TiktokenTokenizer tokenizer;
+            BoundedPreTokenizer pre;
             try
             {
                 // Added tokens are NOT given to TiktokenTokenizer: in Microsoft.ML.Tokenizers 2.0.1 it finds them through
@@ -116,7 +126,7 @@ public sealed class Llama3Tokenizer
                 // The pattern comes from the file: a match timeout turns a catastrophically backtracking one into an
                 // exception instead of a hang (Llama-3's own pattern matches in linear time).
                 // BoundedPreTokenizer caps the piece length the BPE sees, so encoding is linear in the input.
-                var pre = new BoundedPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(10)));
+                pre = new BoundedPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(10)));
                 tokenizer = TiktokenTokenizer.Create(ranks, pre, normalizer: null, specialTokens: null, cacheSize: PreTokenCacheSize);
             }
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
@@ -126,7 +136,7 @@ public sealed class Llama3Tokenizer
                     tiktoken ?? jsonPath, e);
             }
             var size = Math.Max(maxRank, added.Count == 0 ? 0 : added.Values.Max()) + 1;
-            return new Llama3Tokenizer(tokenizer, added, size);
+            return new Llama3Tokenizer(tokenizer, pre, rankText, added, size);
         }
     }
 
@@ -318,8 +328,61 @@ public sealed class Llama3Tokenizer
                 "surrogate \\udc00-\\udfff).");
     }
 
-    private IReadOnlyList<int> EncodeOrdinary(ReadOnlySpan<char> text) =>
-        _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
+    /// <summary>BPE of text without added tokens. The text is split once; runs of ordinary pieces go to
+    /// TiktokenTokenizer (given those pieces, so it does not split again), pieces longer than
+    /// <see cref="LongPieceBpe.MinPieceChars"/> to <see cref="LongPieceBpe"/>, which gives the same ids at a fraction of
+    /// the cost.</summary>
+    private IReadOnlyList<int> EncodeOrdinary(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty)
+            return [];
+        var pieces = _pre.Split(text);
+        var firstLong = pieces.FindIndex(p => p.Length > LongPieceBpe.MinPieceChars);
+        if (firstLong < 0 || _longPieces.Value is not { } bpe)
+            return Package(text, pieces);
+        var ct = BoundedPreTokenizer.Cancellation;
+        var ids = new List<int>(text.Length / 3 + 4);
+        var runStart = 0;
+        for (var i = firstLong; i < pieces.Count; i++)
+        {
+            var (offset, length) = pieces[i];
+            if (length <= LongPieceBpe.MinPieceChars)
+                continue;
+            if (i > runStart)
+                ids.AddRange(Package(text, Range(pieces, runStart, i)));
+            if ((i & 255) == 0)
+                ct.ThrowIfCancellationRequested();
+            bpe.Encode(text.Slice(offset, length), ids);
+            runStart = i + 1;
+        }
+        if (pieces.Count > runStart)
+            ids.AddRange(Package(text, Range(pieces, runStart, pieces.Count)));
+        return ids;
+    }
+
+    private static IEnumerable<(int Offset, int Length)> Range(List<(int Offset, int Length)> pieces, int from, int to)
+    {
+        for (var i = from; i < to; i++)
+            yield return pieces[i];
+    }
+
+    /// <summary>TiktokenTokenizer's ids of <paramref name="pieces"/> of <paramref name="text"/>.</summary>
+    private IReadOnlyList<int> Package(ReadOnlySpan<char> text, IEnumerable<(int Offset, int Length)> pieces)
+    {
+        BoundedPreTokenizer.Provide(pieces);
+        try
+        {
+            return _tokenizer.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false);
+        }
+        finally
+        {
+            BoundedPreTokenizer.Provide(null);
+        }
+    }
+
+    /// <summary>Test seam: the ids of text without added tokens from TiktokenTokenizer alone (every piece, long ones
+    /// too), which <see cref="LongPieceBpe"/> must reproduce.</summary>
+    internal int[] EncodeWithPackageOnly(string text) => text.Length == 0 ? [] : ToArray(Package(text, _pre.Split(text)));
 
     private static int[] ToArray(IReadOnlyList<int> ids) => ids switch
     {
