@@ -9,7 +9,7 @@ internal sealed class EncodedDataset
     public const int PadTokenId = 128256;
 
     public required ObjectiveLabels Labels { get; init; }
-    public required EncodedConversation?[] Encoded { get; init; }
+    public required EncodedInput?[] Encoded { get; init; }
     public required int TooLong { get; init; }
     public required int Unencodable { get; init; }
     public required int Shortened { get; init; }
@@ -19,11 +19,19 @@ internal sealed class EncodedDataset
 
     public bool IsUsable(int row) => Encoded[row] is not null;
 
-    /// <summary>Tokenizes examples with the model's chat template; over-long ones lose their oldest turns (the same
-    /// policy as scoring's DropOldestTurns) and are skipped, counted, when still too long.</summary>
-    public static EncodedDataset Build(ObjectiveLabels labels, ConversationEncoder encoder, int maxLength)
+    /// <summary>Tokenizes examples with the model's chat template through the one encoder scoring uses: over-long ones
+    /// lose their oldest turns (DropOldestTurns) and are skipped, counted, when still too long; an example whose text
+    /// holds the pad token is never fed to the model.</summary>
+    public static EncodedDataset Build(ObjectiveLabels labels, InputEncoder encoder, int maxLength)
     {
-        var encoded = new EncodedConversation?[labels.Examples.Count];
+        encoder = encoder.With(encoder.Options with
+        {
+            MaxSequenceLength = maxLength,
+            Truncation = TruncationPolicy.DropOldestTurns,
+            PadTokens = PadTokenRule.Reject,
+            PadTokenId = PadTokenId,
+        });
+        var encoded = new EncodedInput?[labels.Examples.Count];
         int tooLong = 0, unencodable = 0, shortened = 0;
         string? firstError = null;
         Parallel.For(0, encoded.Length, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
@@ -31,33 +39,18 @@ internal sealed class EncodedDataset
             var e = labels.Examples[i];
             try
             {
-                var messages = Conversation.FromPromptResponse(e.Prompt, e.Response).Messages.ToList();
-                var lastUser = messages.FindLastIndex(m => m.Role == "user");
-                var enc = encoder.Encode(Conversation.FromMessages(messages), i);
-                var cut = false;
-                while (enc.InputIds.Length > maxLength)
-                {
-                    var oldest = messages.FindIndex(m => m.Role != "system");
-                    if (oldest >= lastUser)
-                        break;
-                    messages.RemoveAt(oldest);
-                    lastUser--;
-                    cut = true;
-                    enc = encoder.Encode(Conversation.FromMessages(messages), i);
-                }
-                if (Array.IndexOf(enc.InputIds, PadTokenId) >= 0)
-                {
-                    Interlocked.Increment(ref unencodable);          // a literal "[PAD]" in the text: never fed to the model
-                    return;
-                }
-                if (enc.InputIds.Length > maxLength)
-                {
-                    Interlocked.Increment(ref tooLong);
-                    return;
-                }
-                if (cut)
+                var enc = encoder.Encode(Conversation.FromPromptResponse(e.Prompt, e.Response), i);
+                if (enc.WasTruncated)
                     Interlocked.Increment(ref shortened);
                 encoded[i] = enc;
+            }
+            catch (RewardModelException ex) when (ex.Code == RewardErrorCode.InputTooLong)
+            {
+                Interlocked.Increment(ref tooLong);
+            }
+            catch (RewardModelException ex) when (ex.Code == RewardErrorCode.PadTokenInInput)
+            {
+                Interlocked.Increment(ref unencodable);          // a literal "[PAD]" in the text: never fed to the model
             }
             catch (Exception ex) when (ex is RewardModelException or ArgumentException)
             {

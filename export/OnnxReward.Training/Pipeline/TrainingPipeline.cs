@@ -42,7 +42,7 @@ public static class TrainingPipeline
     {
         var pairs = PreferenceData.LoadDirectory(Path.Combine(o.DataDirectory, "preferences"), new List<TrainingDataException>());
         var ratings = RatingData.LoadDirectory(Path.Combine(o.DataDirectory, "ratings"));
-        var encoder = ConversationEncoder.Load(o.TokenizerDirectory);
+        var encoder = InputEncoder.Load(o.TokenizerDirectory);
         var labels = ObjectiveLabels.Build(pairs, ratings, new DataSplit(), s => encoder.Tokenizer.Encode(s).Length);
         var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);
         return labels.Examples.Select((e, i) => (e, i)).Where(t => t.e.Pair >= 0 && t.e.Split == part).GroupBy(t => t.e.Pair)
@@ -66,7 +66,7 @@ public static class TrainingPipeline
             ratings = ratings.GroupBy(r => r.Dataset).SelectMany(g => g.Take(cap)).ToList();
         }
         var split = new DataSplit();
-        var encoder = ConversationEncoder.Load(o.TokenizerDirectory);
+        var encoder = InputEncoder.Load(o.TokenizerDirectory);
         var labels = ObjectiveLabels.Build(pairs, ratings, split, s => encoder.Tokenizer.Encode(s).Length);
         Log($"data: {pairs.Count} pairs, {ratings.Count} ratings, {labels.Objectives.Count} objectives; {skipped.Count} unusable rows skipped");
         var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);

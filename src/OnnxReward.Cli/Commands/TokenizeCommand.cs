@@ -34,7 +34,12 @@ internal static class TokenizeCommand
         var contentSpecialTokens = CommandSupport.ParseContentSpecialTokens(content);
         if (!tokenizerDir.Exists)
             throw new CliException($"--tokenizer {tokenizerDir.FullName} does not exist.");
-        var encoder = ConversationEncoder.Load(tokenizerDir.FullName, contentSpecialTokens: contentSpecialTokens);
+        // Positions as the Python reference computes them (HF's first-pad rule), so tokenize output compares with its goldens.
+        var encoder = InputEncoder.Load(tokenizerDir.FullName, new InputEncoderOptions
+        {
+            ContentSpecialTokens = contentSpecialTokens,
+            PadTokens = PadTokenRule.PoolBeforeFirstPad,
+        });
         using var io = new JsonLines(input, output);
         for (var lines = io.Read(256); lines.Count > 0; lines = io.Read(256))
             foreach (var line in lines)
@@ -50,7 +55,7 @@ internal static class TokenizeCommand
                     if (json.ValueKind == System.Text.Json.JsonValueKind.Object && json.TryGetProperty("text", out var text)
                         && text.ValueKind == System.Text.Json.JsonValueKind.String && !json.TryGetProperty("messages", out _))
                     {
-                        var ids = encoder.EncodeText(text.GetString()!, line.Number);
+                        var ids = encoder.TokenizeText(text.GetString()!, line.Number);
                         io.Write(line.Number, w => WriteIds(w, ids));
                         continue;
                     }
@@ -60,7 +65,7 @@ internal static class TokenizeCommand
                     var encoded = encoder.Encode(parsed.Conversation, line.Number);
                     io.Write(line.Number, w =>
                     {
-                        WriteIds(w, encoded.InputIds);
+                        WriteIds(w, encoded.InputIds.Span);
                         w.WriteNumber("reward_position", encoded.RewardPosition);
                         w.WriteNumber("gating_position", encoded.GatingPosition);
                     });
@@ -73,7 +78,7 @@ internal static class TokenizeCommand
         return io.Errors == 0 ? 0 : 1;
     }
 
-    private static void WriteIds(System.Text.Json.Utf8JsonWriter w, int[] ids)
+    private static void WriteIds(System.Text.Json.Utf8JsonWriter w, ReadOnlySpan<int> ids)
     {
         w.WriteStartArray("input_ids");
         foreach (var id in ids)

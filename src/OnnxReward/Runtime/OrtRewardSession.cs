@@ -4,21 +4,13 @@ using OnnxReward.Model;
 
 namespace OnnxReward.Runtime;
 
-/// <summary>The outputs a run should produce.</summary>
-[Flags]
-internal enum RunOutputs
-{
-    Head = 1,        // score, rewards, gating (+ score_std when the graph has it)
-    Embedding = 2,   // embedding [B, D]
-}
-
 /// <summary>
 /// The one seam between batching and execution (TEI's Backend): runs one right-padded batch through the fused graph
 /// and writes the per-row outputs into caller-owned spans. Thread-safe: concurrent callers each rent a
 /// <see cref="RunContext"/> (its own IO binding and pooled buffers), so steady-state runs allocate only a few small
 /// OrtValue wrappers per batch and nothing per token.
 /// </summary>
-internal sealed class OrtRewardSession : IDisposable
+public sealed class OrtRewardSession : IRewardBackend
 {
     // Legend: B = rows in the batch, T = padded length, K = objectives, D = hidden size.
     private readonly InferenceSession _session;
@@ -40,10 +32,16 @@ internal sealed class OrtRewardSession : IDisposable
     /// <summary>The execution provider that runs the graph: <c>CUDA</c> or <c>CPU</c>.</summary>
     public string Provider { get; }
 
+    string IRewardBackend.Name => Provider;
+    bool IRewardBackend.HasEmbedding => HasEmbeddingOutput;
+
     public int Objectives => _manifest.Objectives.Count;
     public int HiddenSize => _manifest.HiddenSize;
     public bool HasScoreStd => _hasStd;
 
+    /// <summary>Creates an ONNX Runtime session for an exported graph on the execution provider the options ask for
+    /// (no memory-fit check: <see cref="RewardModel.Load"/> makes it first).</summary>
+    /// <exception cref="RewardModelException">The graph does not load, or the provider cannot be used.</exception>
     public static OrtRewardSession Create(string graphPath, RewardModelManifest manifest, RewardModelOptions options)
     {
         OrtEnvironment.EnsureQuiet();
@@ -133,7 +131,7 @@ internal sealed class OrtRewardSession : IDisposable
     /// <see cref="OperationCanceledException"/>.
     /// </summary>
     public void Run(IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions, ReadOnlySpan<int> gatingPositions,
-        int paddedLength, RunOutputs what, in BatchOutputs outputs, CancellationToken cancellationToken = default)
+        int paddedLength, RewardOutputs what, in RewardBatchOutputs outputs, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
@@ -166,16 +164,6 @@ internal sealed class OrtRewardSession : IDisposable
         _session.Dispose();
     }
 
-    /// <summary>Caller-owned output spans for one batch (any may be empty when not requested).</summary>
-    internal readonly ref struct BatchOutputs
-    {
-        public Span<float> Score { get; init; }
-        public Span<float> Rewards { get; init; }
-        public Span<float> Gating { get; init; }
-        public Span<float> ScoreStd { get; init; }
-        public Span<float> Embedding { get; init; }
-    }
-
     /// <summary>One IO binding with pooled input/output buffers; used by one thread at a time.</summary>
     private sealed class RunContext : IDisposable
     {
@@ -194,7 +182,7 @@ internal sealed class OrtRewardSession : IDisposable
         public RunContext(InferenceSession session) => _binding = session.CreateIoBinding();
 
         public void Run(OrtRewardSession owner, IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions,
-            ReadOnlySpan<int> gatingPositions, int t, RunOutputs what, in BatchOutputs outputs, RunOptions runOptions)
+            ReadOnlySpan<int> gatingPositions, int t, RewardOutputs what, in RewardBatchOutputs outputs, RunOptions runOptions)
         {
             var b = ids.Count;
             var k = owner.Objectives;
@@ -226,7 +214,7 @@ internal sealed class OrtRewardSession : IDisposable
                 if (owner._manifest.IsReward)
                     values.Add(Bind("gating_positions", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _gatingPos.AsMemory(0, b), _shape1), input: true));
 
-                if ((what & RunOutputs.Head) != 0)
+                if ((what & RewardOutputs.Head) != 0)
                 {
                     Ensure(ref _score, b);
                     Ensure(ref _rewards, b * k);
@@ -240,7 +228,7 @@ internal sealed class OrtRewardSession : IDisposable
                         values.Add(Bind("score_std", Output(_std, b, [b]), input: false));
                     }
                 }
-                if ((what & RunOutputs.Embedding) != 0)
+                if ((what & RewardOutputs.Embedding) != 0)
                 {
                     Ensure(ref _embedding, b * d);
                     values.Add(Bind("embedding", Output(_embedding, b * d, [b, d]), input: false));
@@ -248,7 +236,7 @@ internal sealed class OrtRewardSession : IDisposable
 
                 owner._session.RunWithBinding(runOptions, _binding);
 
-                if ((what & RunOutputs.Head) != 0)
+                if ((what & RewardOutputs.Head) != 0)
                 {
                     _score.AsSpan(0, b).CopyTo(outputs.Score);
                     _rewards.AsSpan(0, b * k).CopyTo(outputs.Rewards);
@@ -256,7 +244,7 @@ internal sealed class OrtRewardSession : IDisposable
                     if (owner._hasStd)
                         _std.AsSpan(0, b).CopyTo(outputs.ScoreStd);
                 }
-                if ((what & RunOutputs.Embedding) != 0)
+                if ((what & RewardOutputs.Embedding) != 0)
                     _embedding.AsSpan(0, b * d).CopyTo(outputs.Embedding);
             }
             finally
