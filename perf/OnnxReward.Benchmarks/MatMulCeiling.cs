@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
+using OnnxReward.Export;
 using OnnxReward.Export.Graph;
 using OnnxReward.Export.Onnx;
 

@@ -305,7 +305,7 @@ internal sealed class ShardedTensorSource : ITensorSource
         var info = file.GetInfo(name);
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"'{name}' has {info.ElementCount} elements; the destination holds {destination.Length}.", nameof(destination));
-        if (info.DType == TensorDType.F32)
+        if (info.DType == ElementType.Float)
         {
             file.Read(name, 0, MemoryMarshal.AsBytes(destination));
             return;
@@ -320,7 +320,7 @@ internal sealed class ShardedTensorSource : ITensorSource
                 var n = (int)Math.Min(chunk, info.ElementCount - start);
                 var bytes = buffer.AsSpan(0, n * info.ElementSize);
                 file.Read(name, start, bytes);
-                Float32Conversion.Convert(bytes, info.DType, destination.Slice((int)start, n));
+                ElementConversion.ToFloat32(bytes, info.DType, destination.Slice((int)start, n));
             }
         }
         finally

@@ -124,7 +124,7 @@ internal static class LlamaRewardGraph
         // A table the checkpoint stores as F16 stays F16 in an fp32 graph (half the bytes, and exact: every value is an
         // fp16 value) and is widened after the gather; this keeps a 128K-vocabulary default model small.
         var embedInfo = weights.GetInfo("model.embed_tokens.weight");
-        var x = backbone == ElementType.Float && (embedInfo.DType == TensorDType.F16 || float16Embedding)
+        var x = backbone == ElementType.Float && (embedInfo.DType == ElementType.Float16 || float16Embedding)
             ? g.Cast(g.Gather(g.Weight("model.embed_tokens.weight", ElementType.Float16, embedInfo.Shape,
                     Weights.Copy(weights, "model.embed_tokens.weight")), inputIds, 0, "/model/embed_tokens/Gather"),
                 ElementType.Float, "/model/embed_tokens/Cast")

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
+using OnnxReward.Model;
 using Spectre.Console;
 
 namespace OnnxReward.Cli.Commands;
@@ -24,15 +25,15 @@ internal static class ExportCommand
                           "The head is always fp32. perf/README.md says which to pick.",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong([.. ModelExporter.DTypes]);
+        dtype.AcceptOnlyFromAmong([.. ModelDTypes.Names]);
         var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cuda for fp16, cpu for the others)." };
         ep.AcceptOnlyFromAmong("cpu", "cuda");
         var blockSize = new Option<int>("--block-size")
         {
             Description = "int4 / int8-block: input features per quantization block (16, 32, 64 or 128; smaller = more accurate, larger = smaller file).",
-            DefaultValueFactory = _ => 32,
+            DefaultValueFactory = _ => ExportPrecision.DefaultBlockSize,
         };
-        blockSize.AcceptOnlyFromAmong([.. ModelExporter.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        blockSize.AcceptOnlyFromAmong([.. ExportPrecision.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
         var accuracy = new Option<int?>("--accuracy-level")
         {
             Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default: 4 on cpu, 0 on cuda.",
@@ -48,22 +49,21 @@ internal static class ExportCommand
             checkpoint, output, dtype, ep, blockSize, accuracy, force,
         };
         command.SetAction(pr => Run(pr.GetValue(checkpoint)!, pr.GetValue(output)!,
-            new ExportOptions
-            {
-                DType = pr.GetValue(dtype)!, Variant = pr.GetValue(ep), Overwrite = pr.GetValue(force),
-                BlockSize = pr.GetValue(blockSize), AccuracyLevel = pr.GetValue(accuracy),
-            },
+            pr.GetValue(dtype)!, pr.GetValue(ep), pr.GetValue(blockSize), pr.GetValue(accuracy), pr.GetValue(force),
             Console.Out, Console.Error));
         return command;
     }
 
     /// <summary>Runs the export with a progress bar on <paramref name="error"/> and the summary on <paramref name="output"/>;
-    /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory).</summary>
-    internal static int Run(string checkpointPath, string outputDirectory, ExportOptions options, TextWriter output, TextWriter error)
+    /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory). The
+    /// precision options are checked by <see cref="ExportPrecision.Parse"/>.</summary>
+    internal static int Run(string checkpointPath, string outputDirectory, string dtype, string? ep, int blockSize,
+        int? accuracyLevel, bool overwrite, TextWriter output, TextWriter error)
     {
         var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
         try
         {
+            var options = new ExportOptions { Precision = ExportPrecision.Parse(dtype, ep, blockSize, accuracyLevel), Overwrite = overwrite };
             ExportSummary? summary = null;
             stderr.Progress()
                 .AutoClear(false)

@@ -31,7 +31,7 @@ public sealed record RewardModelManifest
     [JsonPropertyName("graph")] public string Graph { get; init; } = "model.onnx";
 
     /// <summary>Backbone precision: <c>fp32</c>, <c>fp16</c>, <c>int8</c> (DynamicQuantizeMatMul), <c>int8-block</c> or
-    /// <c>int4</c> (MatMulNBits; see <see cref="Quantization"/>). The head is always fp32.</summary>
+    /// <c>int4</c> (MatMulNBits; see <see cref="Quantization"/>): a <see cref="ModelDType"/>'s name. The head is always fp32.</summary>
     [JsonPropertyName("dtype")] public required string DType { get; init; }
 
     /// <summary>The execution provider the graph was built for: <c>cpu</c> or <c>cuda</c>.</summary>
@@ -106,9 +106,6 @@ public sealed record RewardModelManifest
         [property: JsonPropertyName("block_size")] int? BlockSize = null,
         [property: JsonPropertyName("accuracy_level")] int? AccuracyLevel = null);
 
-    /// <summary>The dtypes a manifest may name.</summary>
-    public static IReadOnlyList<string> DTypes { get; } = ["fp32", "fp16", "int8", "int8-block", "int4"];
-
     public sealed record SourceFile(
         [property: JsonPropertyName("name")] string Name,
         [property: JsonPropertyName("bytes")] long Bytes,
@@ -169,8 +166,8 @@ public sealed record RewardModelManifest
                 "Re-export the model with this version's `onnxreward export`.");
         if (Kind is not ("reward" or "backbone"))
             throw new RewardModelException(Bad("kind", $"is '{Kind}', expected 'reward' or 'backbone'"));
-        if (!DTypes.Contains(DType))
-            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", DTypes.Select(d => $"'{d}'"))}"));
+        if (!ModelDTypes.TryParse(DType, out _))
+            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", ModelDTypes.Names.Select(d => $"'{d}'"))}"));
         if (Variant is not ("cpu" or "cuda"))
             throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
         // Bounds first (issue 16 item 12: max_sequence_length 1e8 crashed inside ONNX Runtime mid-run).

@@ -114,7 +114,7 @@ public static class BestOfNSelector
                     options.ReferenceMethod, options.Quantile);
                 var subset = options.Objectives is null ? ObjectiveSubset.All(model.ObjectiveNames.Count)
                     : ObjectiveSubset.FromNames(model.ObjectiveNames, options.Objectives);
-                transformed = candidates.Select(c => RewardAggregation.LscAnd(c.RewardValues.Select(v => (double)v).ToArray(), perObjective, subset)).ToArray();
+                transformed = BestOfN.LscAndKeys(candidates, perObjective, subset);
                 chosen = BestOfN.ArgMax(transformed);
                 break;
             }

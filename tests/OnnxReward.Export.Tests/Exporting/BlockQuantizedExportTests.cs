@@ -29,7 +29,7 @@ public class BlockQuantizedExportTests
         [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
         public MemorySink(ElementType type) { _type = type; Scratch = new ScratchBuffers(); }
 
-        public override void Write(ReadOnlySpan<float> values) => Bytes.AddRange(ElementConversion.Encode(values, _type));
+        public override void Write(ReadOnlySpan<float> values) => Bytes.AddRange(ElementConversion.FromFloat32(values, _type));
         public override void WriteBytes(ReadOnlySpan<byte> bytes) => Bytes.AddRange(bytes.ToArray());
     }
 
@@ -73,8 +73,8 @@ public class BlockQuantizedExportTests
         var w1 = Random(n1 * k, 0.2, 0.03);                // an offset, so asymmetric blocks differ from symmetric ones
         var w2 = Random(n2 * k, 0.05, -0.01);
         w2.AsSpan(0, k).Clear();                           // an all-zero row: every block has max |w| = 0
-        source.Add("a.weight", TensorDType.F32, [n1, k], w1);
-        source.Add("b.weight", TensorDType.F32, [n2, k], w2);
+        source.Add("a.weight", ElementType.Float, [n1, k], w1);
+        source.Add("b.weight", ElementType.Float, [n2, k], w2);
         var w = w1.Concat(w2).ToArray();                   // [N, K], the HF [out, in] rows
 
         var quantization = new BlockQuantization(bits, blockSize, zeroPoints, AccuracyLevel: 0);
@@ -158,7 +158,7 @@ public class BlockQuantizedExportTests
         dir = SharedData.NewTempDirectory($"armorm-tiny-{key}");
         ModelExporter.Export(SharedData.ArmormTiny, dir, new ExportOptions
         {
-            DType = dtype, BlockSize = dtype is "int4" or "int8-block" ? blockSize : 32, Variant = variant, AccuracyLevel = accuracyLevel,
+            Precision = ExportPrecision.Parse(dtype, variant, dtype is "int4" or "int8-block" ? blockSize : null, accuracyLevel),
         });
         return _dirs[key] = dir;
     }
@@ -302,17 +302,13 @@ public class BlockQuantizedExportTests
     [Test]
     public void BadQuantizationOptionsAreRefusedWithTheFix()
     {
-        var e = Assert.Throws<ExportException>(() => ModelExporter.Export(SharedData.ArmormTiny, SharedData.NewTempDirectory(),
-            new ExportOptions { DType = "int4", BlockSize = 48 }));
+        var e = Assert.Throws<ExportException>(() => ExportPrecision.Parse("int4", blockSize: 48));
         Assert.That(e!.Message, Does.Contain("block size 48").And.Contain("16, 32, 64, 128"));
-        e = Assert.Throws<ExportException>(() => ModelExporter.Export(SharedData.ArmormTiny, SharedData.NewTempDirectory(),
-            new ExportOptions { DType = "fp32", BlockSize = 64 }));
+        e = Assert.Throws<ExportException>(() => ExportPrecision.Parse("fp32", blockSize: 64));
         Assert.That(e!.Message, Does.Contain("int4 and int8-block only"));
-        e = Assert.Throws<ExportException>(() => ModelExporter.Export(SharedData.ArmormTiny, SharedData.NewTempDirectory(),
-            new ExportOptions { DType = "int4", AccuracyLevel = 7 }));
+        e = Assert.Throws<ExportException>(() => ExportPrecision.Parse("int4", accuracyLevel: 7));
         Assert.That(e!.Message, Does.Contain("accuracy level 7"));
-        e = Assert.Throws<ExportException>(() => ModelExporter.Export(SharedData.ArmormTiny, SharedData.NewTempDirectory(),
-            new ExportOptions { DType = "int3" }));
+        e = Assert.Throws<ExportException>(() => ExportPrecision.Parse("int3"));
         Assert.That(e!.Message, Does.Contain("int8-block or int4"));
     }
 }
