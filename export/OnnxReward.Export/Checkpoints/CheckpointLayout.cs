@@ -5,7 +5,7 @@ namespace OnnxReward.Export.Checkpoints;
 /// a checkpoint that contradicts config.json fails at open, naming the tensor, not halfway through an export.
 /// D = hidden, F = intermediate, V = vocab, H/Hkv = heads, Dh = head size, K = objectives, G = gating hidden.
 /// </summary>
-internal static class CheckpointLayout
+public static class CheckpointLayout
 {
     public const string PosteriorFactor = "posterior.regression_factor";
 

@@ -9,7 +9,7 @@ namespace OnnxReward.Export.Checkpoints;
 /// <c>*.safetensors</c> with <c>model.safetensors.index.json</c>. Every shard is opened and validated; the index
 /// and the shards must agree tensor by tensor.
 /// </summary>
-internal static class HuggingFaceCheckpoint
+public static class HuggingFaceCheckpoint
 {
     public const string ConfigFile = "config.json";
     public const string IndexFile = "model.safetensors.index.json";
