@@ -44,7 +44,7 @@ public class ExportCommandTests
         Assert.That(code, Is.Zero, stderr);
         Assert.That(stdout, Does.Contain("MatMulNBits, 4-bit, block 64"));
         var q = RewardModelManifest.Load(outDir).Quantization!;
-        Assert.That((q.Method, q.Bits, q.BlockSize, q.AccuracyLevel), Is.EqualTo(("MatMulNBits", 4, (int?)64, (int?)4)));
+        Assert.That((q.Method, q.Bits, q.BlockSize, q.AccuracyLevel), Is.EqualTo(("MatMulNBits", 4, (int?)64, (int?)1)), "int4 on the CPU: accuracy level 1 by default (least memory)");
 
         (code, _, stderr) = Cli("export", SharedData.ArmormTiny, "--out", Path.Combine(SharedData.NewTempDirectory(), "m"), "--dtype", "int4", "--block-size", "48");
         Assert.That(code, Is.Not.Zero);

@@ -39,11 +39,18 @@ public sealed record ExportPrecision
     /// int4 and int8-block for CUDA run with float16 activations and scales (the same quantized weights).</summary>
     public string Variant { get; }
 
+    /// <summary>The accuracy level used when none is given (see <see cref="AccuracyLevel"/>).</summary>
+    public static int DefaultAccuracyLevel(ModelDType dtype, string variant) =>
+        variant == "cuda" ? 0 : dtype == ModelDType.Int4 ? 1 : 4;
+
     /// <summary>int4 / int8-block: input features per quantization block; null for the other dtypes.</summary>
     public int? BlockSize { get; }
 
-    /// <summary>int4 / int8-block: MatMulNBits' accuracy_level as written into the graph (the default resolved: 4,
-    /// int8 compute, on the CPU; 0 on CUDA); null for the other dtypes.</summary>
+    /// <summary>int4 / int8-block: MatMulNBits' accuracy_level as written into the graph; null for the other dtypes.
+    /// Defaults, by measurement (perf/README.md): on the CPU int4 uses 1 (fp32 compute: MLAS keeps no int8-compute
+    /// copy of the weights and block sums, which at 4 cost ~0.27 bytes per weight — 1.03 → 0.91 GB RSS on the width-true
+    /// 2-layer model, ~1.9 GB on the 8B shape — for ~1.4× the time; int4 is the little-memory variant, so memory wins) and
+    /// int8-block uses 4 (int8 compute, the faster); 0 (unset) on CUDA.</summary>
     public int? AccuracyLevel { get; }
 
     /// <summary>The dtype's name (<c>int8-block</c> …), as reward_model.json records it.</summary>
@@ -84,7 +91,7 @@ public sealed record ExportPrecision
         var resolved = variant ?? (dtype == ModelDType.Fp16 ? "cuda" : "cpu");
         return dtype.IsBlockQuantized()
             // CUDA ignores the level for fp16 activations; the CPU runs level 4 with MLAS's int8 kernels (perf/README.md).
-            ? new ExportPrecision(dtype, resolved, block, accuracyLevel ?? (resolved == "cuda" ? 0 : 4))
+            ? new ExportPrecision(dtype, resolved, block, accuracyLevel ?? DefaultAccuracyLevel(dtype, resolved))
             : new ExportPrecision(dtype, resolved, null, null);
     }
 

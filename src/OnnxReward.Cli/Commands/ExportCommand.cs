@@ -36,7 +36,7 @@ internal static class ExportCommand
         blockSize.AcceptOnlyFromAmong([.. ExportPrecision.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
         var accuracy = new Option<int?>("--accuracy-level")
         {
-            Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default: 4 on cpu, 0 on cuda.",
+            Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default on cpu: 1 for int4 (least memory), 4 for int8-block (fastest); 0 on cuda.",
         };
         var force = new Option<bool>("--force")
         {

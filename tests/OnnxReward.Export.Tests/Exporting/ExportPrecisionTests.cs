@@ -68,9 +68,9 @@ public class ExportPrecisionTests
         Assert.That((fp16.Variant, fp16.Backbone, fp16.Float16Embedding), Is.EqualTo(("cuda", ElementType.Float16, false)), "fp16 is the CUDA variant");
 
         var int4 = ExportPrecision.Parse("int4");
-        Assert.That((int4.Variant, int4.BlockSize, int4.AccuracyLevel, int4.Backbone), Is.EqualTo(("cpu", (int?)32, (int?)4, ElementType.Float)));
-        Assert.That(int4.Blocks, Is.EqualTo(new BlockQuantization(4, 32, ZeroPoints: true, AccuracyLevel: 4)));
-        Assert.That(int4.Quantization, Is.EqualTo(new RewardModelManifest.QuantizationInfo("MatMulNBits", 4, Symmetric: false, EmbeddingDType: "fp16", BlockSize: 32, AccuracyLevel: 4)));
+        Assert.That((int4.Variant, int4.BlockSize, int4.AccuracyLevel, int4.Backbone), Is.EqualTo(("cpu", (int?)32, (int?)1, ElementType.Float)), "int4 on the CPU: level 1 by default");
+        Assert.That(int4.Blocks, Is.EqualTo(new BlockQuantization(4, 32, ZeroPoints: true, AccuracyLevel: 1)));
+        Assert.That(int4.Quantization, Is.EqualTo(new RewardModelManifest.QuantizationInfo("MatMulNBits", 4, Symmetric: false, EmbeddingDType: "fp16", BlockSize: 32, AccuracyLevel: 1)));
 
         var int4Cuda = ExportPrecision.Parse("int4", "cuda", 128);
         Assert.That((int4Cuda.BlockSize, int4Cuda.AccuracyLevel, int4Cuda.Backbone), Is.EqualTo(((int?)128, (int?)0, ElementType.Float16)), "CUDA: level 0, fp16 activations");
