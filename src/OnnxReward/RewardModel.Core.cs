@@ -21,12 +21,15 @@ public sealed partial class RewardModel
         var rewards = new float[n * k];
         var gating = new float[n * k];
         var std = _session.HasScoreStd ? new float[n] : null;
+        var l = _session.Labels;
+        var logits = new float[n * l];
         RunBatches(rows, RunOutputs.Head, (plan, batchRows, buffers) =>
         {
             for (var r = 0; r < plan.Items.Length; r++)
             {
                 var i = plan.Items[r];
                 score[i] = buffers.Score[r];
+                Array.Copy(buffers.Logits, r * l, logits, i * l, l);
                 Array.Copy(buffers.Rewards, r * k, rewards, i * k, k);
                 Array.Copy(buffers.Gating, r * k, gating, i * k, k);
                 if (std is not null)
@@ -37,7 +40,7 @@ public sealed partial class RewardModel
         var results = new RewardScore[n];
         for (var i = 0; i < n; i++)
             results[i] = new RewardScore(score[i], rewards.AsSpan(i * k, k).ToArray(), gating.AsSpan(i * k, k).ToArray(),
-                std?[i], rows[i].Ids.Length, Manifest.Objectives);
+                std?[i], rows[i].Ids.Length, Manifest.Objectives, logits.AsSpan(i * l, l).ToArray());
         return results;
     }
 
@@ -57,7 +60,7 @@ public sealed partial class RewardModel
 
     private sealed class Buffers
     {
-        public float[] Score = [], Rewards = [], Gating = [], Std = [], Embedding = [];
+        public float[] Score = [], Rewards = [], Gating = [], Std = [], Embedding = [], Logits = [];
     }
 
     private void RunBatches(IReadOnlyList<ScoringRow> rows, RunOutputs what, Action<BatchPlan, ScoringRow[], Buffers> collect,
@@ -92,6 +95,7 @@ public sealed partial class RewardModel
             Grow(ref buffers.Rewards, b * k);
             Grow(ref buffers.Gating, b * k);
             Grow(ref buffers.Std, b);
+            Grow(ref buffers.Logits, b * _session.Labels);
             if ((what & RunOutputs.Embedding) != 0)
                 Grow(ref buffers.Embedding, b * d);
             _session.Run(batchIds, rewardPos, gatingPos, plan.PaddedLength, what, new OrtRewardSession.BatchOutputs
@@ -101,6 +105,7 @@ public sealed partial class RewardModel
                 Gating = buffers.Gating.AsSpan(0, (what & RunOutputs.Head) != 0 ? b * k : 0),
                 ScoreStd = buffers.Std.AsSpan(0, _session.HasScoreStd && (what & RunOutputs.Head) != 0 ? b : 0),
                 Embedding = buffers.Embedding.AsSpan(0, (what & RunOutputs.Embedding) != 0 ? b * d : 0),
+                Logits = buffers.Logits.AsSpan(0, (what & RunOutputs.Head) != 0 ? b * _session.Labels : 0),
             }, cancellationToken);
             collect(plan, batchRows, buffers);
         }
@@ -117,6 +122,6 @@ public sealed partial class RewardModel
         if (!Manifest.IsReward)
             throw new RewardModelException(
                 "this is a backbone-only model (no reward head): it can embed but not score. Use `onnxreward embed`, " +
-                "or export a checkpoint that has the ArmoRM head.");
+                "or export a checkpoint that has a reward head (ArmoRM, or a *ForSequenceClassification score head).");
     }
 }

@@ -98,7 +98,7 @@ public sealed partial class RewardModel
     /// <summary>Tokenizes a conversation as scoring would (template, truncation policy, positions).</summary>
     public (int[] InputIds, int RewardPosition, int GatingPosition) Tokenize(Conversation conversation)
     {
-        var row = EncodeRow(new ScoringInput(conversation, null, null), 0, needGating: Manifest.IsReward);
+        var row = EncodeRow(new ScoringInput(conversation, null, null), 0, needGating: Manifest.IsArmoRm);
         return (row.Ids.ToArray(), row.RewardPosition, row.GatingPosition);
     }
 

@@ -102,6 +102,8 @@ public sealed partial class RewardModel : IDisposable
         CheckLength(ids.Length, index);
         var vocab = Manifest.VocabSize;
         var pad = Manifest.PadTokenId;
+        if (Manifest.IsClassifier)
+            return ClassifierRow(ids, index);
         for (var j = 0; j < ids.Length; j++)
         {
             if ((uint)ids[j] >= (uint)vocab)
@@ -113,8 +115,29 @@ public sealed partial class RewardModel : IDisposable
                     $"input {index} contains the pad token {pad} at position {j}; the pad token only ever pads and would move the " +
                     "reward position. Remove it from the input.", index);
         }
-        var gating = needGating && Manifest.IsReward ? FindGatingPosition(ids, index) : 0;
+        var gating = needGating && Manifest.IsArmoRm ? FindGatingPosition(ids, index) : 0;
         return new ScoringRow(ids, ids.Length - 1, gating);
+    }
+
+    /// <summary>A sequence classifier pools the rightmost token that is not the pad id (transformers ≥ 4.48,
+    /// GenericForSequenceClassification: <c>(arange(T) * (input_ids != pad_token_id)).argmax(-1)</c>), so a pad id inside
+    /// the text (its string typed in a message) is an ordinary token that is not pooled; nothing gates.</summary>
+    private ScoringRow ClassifierRow(int[] ids, int index)
+    {
+        var vocab = Manifest.VocabSize;
+        for (var j = 0; j < ids.Length; j++)
+            if ((uint)ids[j] >= (uint)vocab)
+                throw new RewardModelException(
+                    $"input {index} has token id {ids[j]} at position {j}, outside the model's vocabulary [0, {vocab}). " +
+                    "Tokenize with the model's own tokenizer.", index);
+        var position = ids.Length - 1;
+        if (Manifest.PadTokenId is { } pad)
+            while (position >= 0 && ids[position] == pad)
+                position--;
+        if (position < 0)
+            throw new RewardModelException(
+                $"input {index} holds only the pad token {Manifest.PadTokenId}: nothing to pool. Give the conversation's tokens.", index);
+        return new ScoringRow(ids, position, 0);
     }
 
     internal void CheckLength(int length, int index)

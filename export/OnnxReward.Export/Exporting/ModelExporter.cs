@@ -147,12 +147,17 @@ public static class ModelExporter
 
         var clock = Stopwatch.StartNew();
         CheckSupported(checkpoint.Config, checkpointPath);
+        if (checkpoint.Classifier is { NumLabels: not 1 } multi)
+            throw new ExportException(
+                $"{checkpointPath}: the sequence-classification head has {multi.NumLabels} labels ({string.Join(", ", multi.LabelNames)}); " +
+                "OnnxReward exports reward models, whose classifier has one logit (num_labels 1, as Skywork-Reward, FsfairX and GRM have). " +
+                "A multi-label classifier is not a reward model.");
         var pattern = GatingPattern(checkpoint, options);
         ExportChecks.CheckBeforeWriting(checkpoint, pattern);         // nothing is written for a config, tokenizer or template that cannot load
 
         var quantized = options.DType is "int8" or "int4" or "int8-block";
         var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone,
-            int8Linears: options.DType == "int8", blocks: blocks, float16Embedding: quantized);
+            int8Linears: options.DType == "int8", blocks: blocks, float16Embedding: quantized, classifier: checkpoint.Classifier);
         var initializers = graph.StreamedInitializers;
         var bytesTotal = initializers.Sum(i => i.ElementCount * ElementConversion.SizeOf(i.Type));
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
@@ -179,10 +184,13 @@ public static class ModelExporter
             (dataBytes, dataSha256) = writer.Complete();
         }
 
-        var kind = checkpoint.Head is null ? "backbone" : "reward";
+        var kind = checkpoint.Head is null && checkpoint.Classifier is null ? "backbone" : "reward";
+        var headKind = checkpoint.Head is not null ? RewardModelManifest.ArmoRmHead
+            : checkpoint.Classifier is not null ? RewardModelManifest.SequenceClassificationHead : null;
         var model = graph.ToModel(protos, ExporterVersion, new Dictionary<string, string>
         {
             ["onnxreward.kind"] = kind,
+            ["onnxreward.head"] = headKind ?? "none",
             ["onnxreward.dtype"] = options.DType,
             ["onnxreward.source_format"] = checkpoint.Format,
         });
@@ -194,6 +202,9 @@ public static class ModelExporter
         var manifest = new RewardModelManifest
         {
             Kind = kind,
+            Head = headKind,
+            Labels = checkpoint.Classifier?.LabelNames ?? [],
+            Family = checkpoint.Config.Family.ToString().ToLowerInvariant(),
             DType = options.DType,
             Variant = variant,
             HiddenSize = checkpoint.Config.HiddenSize,
@@ -272,6 +283,7 @@ public static class ModelExporter
                 throw new ExportException($"gating token pattern [{string.Join(", ", given)}] has ids outside the vocabulary [0, {checkpoint.Config.VocabSize}).");
             return given;
         }
+        if (checkpoint.Classifier is not null) return [];      // a classifier pools one token and never gates
         if (checkpoint.Config.VocabSize >= 128256) return Llama3GatingTokenPattern;
         if (checkpoint.Head is null) return [];
         throw new ExportException(
@@ -285,7 +297,7 @@ public static class ModelExporter
         string? problem = null;
         if (ConfigBounds.Violation(c, null) is { } outOfBounds)
             problem = outOfBounds + "; fix the config";
-        else if (c.HiddenSize % c.NumAttentionHeads != 0)
+        else if (c.ExplicitHeadDim is null && c.HiddenSize % c.NumAttentionHeads != 0)
             problem = $"hidden_size {c.HiddenSize} is not a multiple of num_attention_heads {c.NumAttentionHeads}; fix the config";
         else if (c.NumAttentionHeads % c.NumKeyValueHeads != 0)
             problem = $"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}; fix the config";
