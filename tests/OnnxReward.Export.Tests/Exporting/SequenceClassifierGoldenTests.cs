@@ -14,7 +14,7 @@ namespace OnnxReward.Export.Tests.Exporting;
 /// score and final hidden state (README tolerance).
 /// </summary>
 [TestFixture("skywork-llama31-tiny", 38)]
-// QWEN3-FIXTURE
+[TestFixture("skywork-qwen3-tiny", 40)]
 [NonParallelizable]
 public class SequenceClassifierGoldenTests(string reference, int caseCount)
 {
