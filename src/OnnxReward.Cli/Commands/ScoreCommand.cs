@@ -143,6 +143,9 @@ internal static class ScoreCommand
     {
         string? where = !float.IsFinite(s.Score) ? $"score {s.Score}"
             : s.ScoreStd is { } std && !float.IsFinite(std) ? $"score_std {std}" : null;
+        for (var k = 0; where is null && k < s.Logits.Count; k++)
+            if (!float.IsFinite(s.Logits[k]))
+                where = $"logit {k} {s.Logits[k]}";
         for (var k = 0; where is null && k < s.ObjectiveNames.Count; k++)
             if (!float.IsFinite(s.RewardValues[k]))
                 where = $"objective {s.ObjectiveNames[k]} {s.RewardValues[k]}";
@@ -166,14 +169,25 @@ internal static class ScoreCommand
         w.WriteNumber("score", s.Score);
         if (s.ScoreStd is { } std)
             w.WriteNumber("score_std", std);
-        w.WriteStartObject("objectives");
-        for (var k = 0; k < s.ObjectiveNames.Count; k++)
-            w.WriteNumber(s.ObjectiveNames[k], s.RewardValues[k]);
-        w.WriteEndObject();
-        w.WriteStartObject("gating");
-        for (var k = 0; k < s.ObjectiveNames.Count; k++)
-            w.WriteNumber(s.ObjectiveNames[k], s.GatingValues[k]);
-        w.WriteEndObject();
+        if (s.Logits.Count > 0)
+        {
+            // A sequence-classification model: its logits, and no objectives or gating (it has none).
+            w.WriteStartArray("logits");
+            foreach (var v in s.Logits)
+                w.WriteNumberValue(v);
+            w.WriteEndArray();
+        }
+        else
+        {
+            w.WriteStartObject("objectives");
+            for (var k = 0; k < s.ObjectiveNames.Count; k++)
+                w.WriteNumber(s.ObjectiveNames[k], s.RewardValues[k]);
+            w.WriteEndObject();
+            w.WriteStartObject("gating");
+            for (var k = 0; k < s.ObjectiveNames.Count; k++)
+                w.WriteNumber(s.ObjectiveNames[k], s.GatingValues[k]);
+            w.WriteEndObject();
+        }
         w.WriteNumber("tokens", s.TokenCount);
     }
 }

@@ -220,12 +220,12 @@ public sealed record RewardModelManifest
             throw new RewardModelException(Bad("gating_token_pattern", $"holds id {outside}, outside the vocabulary [0, {VocabSize})"));
         if (BosTokenId is { } bos && (bos < 0 || bos >= VocabSize))
             throw new RewardModelException(Bad("bos_token_id", $"is {bos}, outside the vocabulary [0, {VocabSize})"));
-        if (Head is not null && (!IsReward || Head is not (ArmoRmHead or SequenceClassificationHead)))
-            throw new RewardModelException(Bad("head", $"is '{Head}', expected '{ArmoRmHead}' or '{SequenceClassificationHead}' on a reward model (none on a backbone)"));
+        if (Head is not (null or ArmoRmHead or SequenceClassificationHead))     // on a backbone, a head is not used
+            throw new RewardModelException(Bad("head", $"is '{Head}', expected '{ArmoRmHead}' or '{SequenceClassificationHead}'"));
         if (IsClassifier && (Labels.Count != 1 || Objectives.Count != 0 || HasPosterior))
             throw new RewardModelException(Bad("labels", $"lists {Labels.Count} labels; a sequence-classification reward model has exactly one " +
                 "logit (and no objectives or posterior)"));
-        if (!IsClassifier && Labels.Count != 0)
+        if (IsArmoRm && Labels.Count != 0)
             throw new RewardModelException(Bad("labels", "is set, but only a sequence-classification head has labels"));
         if (IsArmoRm && Objectives.Count == 0)
             throw new RewardModelException(Bad("objectives", "is empty, but a reward model needs its objective names"));
