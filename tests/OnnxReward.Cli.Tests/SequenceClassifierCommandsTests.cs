@@ -64,6 +64,28 @@ public class SequenceClassifierCommandsTests(string reference)
     }
 
     [Test]
+    public void TokenizeGivesTheGoldenIdsAndPooledPositionFromTheCheckpointAndTheModelDirectory()
+    {
+        var cases = Scorable().ToList();
+        var stdin = string.Join('\n', cases.Select(g => JsonSerializer.Serialize(new { messages = g.GetProperty("messages") })));
+        foreach (var folder in new[] { SharedData.PathOf("reference", reference), _model })
+        {
+            var (code, stdout, stderr) = CliRunner.Run(stdin, "tokenize", "--tokenizer", folder);
+            Assert.That(code, Is.Zero, stderr);
+            var lines = Lines(stdout);
+            Assert.That(lines, Has.Count.EqualTo(cases.Count));
+            for (var i = 0; i < cases.Count; i++)
+            {
+                var id = cases[i].GetProperty("id").GetString();
+                Assert.That(lines[i].GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32()),
+                    Is.EqualTo(cases[i].GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32())), id);
+                Assert.That(lines[i].GetProperty("reward_position").GetInt32(), Is.EqualTo(cases[i].GetProperty("reward_position").GetInt32()), id);
+                Assert.That(lines[i].TryGetProperty("gating_position", out _), Is.False, "a classifier does not gate");
+            }
+        }
+    }
+
+    [Test]
     public void EvalAgreesWithTheLibrarysOrderingOfEachPair()
     {
         var dir = SharedData.NewTempDirectory("cli-eval-" + reference);

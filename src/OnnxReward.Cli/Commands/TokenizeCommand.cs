@@ -20,7 +20,8 @@ internal static class TokenizeCommand
         var content = CommandSupport.ContentSpecialTokensOption();
         var command = new Command("tokenize",
             "Tokenize JSON lines: {\"text\"} -> {\"input_ids\"} (special tokens recognised, no BOS added); " +
-            "{\"messages\"} -> {\"input_ids\", \"reward_position\", \"gating_position\"} (chat template applied).")
+            "{\"messages\"} -> {\"input_ids\", \"reward_position\", \"gating_position\"} (chat template applied; a " +
+            "sequence-classification model's folder: the pooled token as reward_position, no gating_position).")
         {
             tokenizer, input, output, content,
         };
@@ -35,6 +36,7 @@ internal static class TokenizeCommand
         if (!tokenizerDir.Exists)
             throw new CliException($"--tokenizer {tokenizerDir.FullName} does not exist.");
         var encoder = ConversationEncoder.Load(tokenizerDir.FullName, contentSpecialTokens: contentSpecialTokens);
+        var (classifier, classifierPad) = SequenceClassifierPooling(tokenizerDir.FullName);
         using var io = new JsonLines(input, output);
         for (var lines = io.Read(256); lines.Count > 0; lines = io.Read(256))
             foreach (var line in lines)
@@ -57,6 +59,19 @@ internal static class TokenizeCommand
                     var parsed = ScoringInput.FromJson(json);
                     if (parsed.Conversation is null)
                         throw new FormatException("tokenize takes {\"text\": …} or {\"messages\": […]} (or prompt/response).");
+                    if (classifier)
+                    {
+                        // A sequence classifier pools the rightmost token that is not the pad id and has no gating position.
+                        var classifierIds = encoder.EncodeIds(parsed.Conversation, line.Number);
+                        var pooled = classifierIds.Length - 1;
+                        while (pooled > 0 && classifierIds[pooled] == classifierPad) pooled--;
+                        io.Write(line.Number, w =>
+                        {
+                            WriteIds(w, classifierIds);
+                            w.WriteNumber("reward_position", pooled);
+                        });
+                        continue;
+                    }
                     var encoded = encoder.Encode(parsed.Conversation, line.Number);
                     io.Write(line.Number, w =>
                     {
@@ -71,6 +86,33 @@ internal static class TokenizeCommand
                 }
             }
         return io.Errors == 0 ? 0 : 1;
+    }
+
+    /// <summary>Whether the folder holds a sequence-classification model (an exported model directory whose manifest says
+    /// so, or a checkpoint whose config.json names a *ForSequenceClassification architecture), and its pad id.</summary>
+    private static (bool Classifier, int? Pad) SequenceClassifierPooling(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, Model.RewardModelManifest.FileName)))
+        {
+            var m = Model.RewardModelManifest.Load(dir);
+            return (m.IsClassifier, m.PadTokenId);
+        }
+        var config = Path.Combine(dir, "config.json");
+        if (!File.Exists(config) || new FileInfo(config).Length > 4 << 20) return (false, null);
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(config));
+            var root = doc.RootElement;
+            var classifier = root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("architectures", out var a)
+                && a.ValueKind == System.Text.Json.JsonValueKind.Array
+                && a.EnumerateArray().Any(x => x.ValueKind == System.Text.Json.JsonValueKind.String && x.GetString()!.EndsWith("ForSequenceClassification", StringComparison.Ordinal));
+            int? pad = classifier && root.TryGetProperty("pad_token_id", out var p) && p.TryGetInt32(out var id) ? id : null;
+            return (classifier, pad);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return (false, null);                         // not this command's file to judge: export reports it
+        }
     }
 
     private static void WriteIds(System.Text.Json.Utf8JsonWriter w, int[] ids)

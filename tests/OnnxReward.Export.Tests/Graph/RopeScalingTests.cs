@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using OnnxReward.Export.Checkpoints;
+using OnnxReward.Export.Exporting;
 using OnnxReward.Export.Graph;
 using OnnxReward.Testing;
 
@@ -71,7 +72,8 @@ public class RopeScalingTests
                  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128256,
                  "max_position_embeddings": 131072, "rope_theta": 500000.0, "rope_scaling": {{scaling}}}
                 """);
-            var e = Assert.Throws<CheckpointException>(() => HuggingFaceCheckpoint.ReadConfig(path))!;
+            // Through the export entry point: the config is read (and refused) before any weight file is looked for.
+            var e = Assert.Throws<CheckpointException>(() => ModelExporter.Export(dir, Path.Combine(dir, "out")))!;
             Assert.That(e.Message, Does.Contain($"rope_scaling type {named} is not supported"));
             Assert.That(e.Message, Does.Contain("'llama3'").And.Contain("plain RoPE"));
         }
@@ -94,7 +96,7 @@ public class RopeScalingTests
                 {"architectures": ["{{architecture}}"], "model_type": "{{modelType}}", "hidden_size": 64, "intermediate_size": 176,
                  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}
                 """);
-            var e = Assert.Throws<CheckpointException>(() => HuggingFaceCheckpoint.ReadConfig(path))!;
+            var e = Assert.Throws<CheckpointException>(() => ModelExporter.Export(dir, Path.Combine(dir, "out")))!;
             Assert.That(e.Message, Does.Contain($"architecture '{architecture}'"));
             Assert.That(e.Message, Does.Contain("LlamaForSequenceClassification").And.Contain("Qwen3ForSequenceClassification")
                 .And.Contain("LlamaForRewardModelWithGating"));
