@@ -120,7 +120,7 @@ internal static class HuggingFaceCheckpoint
         var architecture = ModelArchitectures.Read(path, root);
         var ropeScaling = ReadRopeScaling(path, root);
         if (root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True)
-            throw new CheckpointException($"{path}: attention_bias true is not supported (Llama has none).", path);
+            throw new CheckpointException($"{path}: attention_bias true is not supported (Llama and Qwen3 have none).", path);
         if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind != JsonValueKind.Null
             && (act.ValueKind != JsonValueKind.String || act.GetString() is not "silu") && act.GetRawText() is var a)
             throw new CheckpointException($"{path}: hidden_act {a} is not supported; Llama and Qwen3 use \"silu\".", path);
