@@ -20,11 +20,18 @@ internal static partial class UnicodeNfc
         public readonly Dictionary<int, (int First, int Second)> Decomposition = new();
         public readonly Dictionary<long, int> Composition = new();
 
+        /// <summary>Every code point NFC can change or combine: decomposable, non-starter, or a composition's second
+        /// element (Hangul is handled by range). Text without any is already NFC (most CJK, Cyrillic, emoji, …).</summary>
+        public readonly HashSet<int> Affected = new();
+
         public Tables()
         {
             for (var i = 0; i < CombiningClasses.Length; i += 2) Ccc[CombiningClasses[i]] = CombiningClasses[i + 1];
             for (var i = 0; i < Decompositions.Length; i += 3) Decomposition[Decompositions[i]] = (Decompositions[i + 1], Decompositions[i + 2]);
             for (var i = 0; i < Compositions.Length; i += 3) Composition[(long)Compositions[i] << 21 | (uint)Compositions[i + 1]] = Compositions[i + 2];
+            Affected.UnionWith(Ccc.Keys);
+            Affected.UnionWith(Decomposition.Keys);
+            for (var i = 1; i < Compositions.Length; i += 3) Affected.Add(Compositions[i]);
         }
     }
 
@@ -40,6 +47,8 @@ internal static partial class UnicodeNfc
         if (IsTriviallyNormalized(text))
             return text.ToString();
         var t = Data.Value;
+        if (!NeedsNormalizing(t, text))
+            return text.ToString();
         var cps = new List<int>(text.Length);
         for (var i = 0; i < text.Length; i++)
         {
@@ -82,6 +91,20 @@ internal static partial class UnicodeNfc
             if (cp <= 0xFFFF) sb.Append((char)cp);
             else sb.Append(char.ConvertFromUtf32(cp));
         return sb.ToString();
+    }
+
+    private static bool NeedsNormalizing(Tables t, ReadOnlySpan<char> text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            int cp = text[i];
+            if (cp < 0x300) continue;
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                cp = char.ConvertToUtf32(text[i], text[++i]);
+            if (cp is >= LBase and < 0x1200 or >= SBase and < SBase + SCount || t.Affected.Contains(cp))
+                return true;
+        }
+        return false;
     }
 
     private static int Ccc(Tables t, int cp) => cp < 0x300 ? 0 : t.Ccc.GetValueOrDefault(cp);
