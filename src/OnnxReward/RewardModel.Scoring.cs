@@ -22,7 +22,7 @@ public sealed partial class RewardModel
         RequireReward();
         var n = inputs.Count;
         for (var i = 0; i < n; i++)
-            if (inputs[i] is not { HasGatingPosition: true })
+            if (inputs[i] is not { HasGatingPosition: true } && !(Manifest.IsClassifier && inputs[i] is not null))
                 throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
                     : $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
         var k = Manifest.Objectives.Count;
@@ -30,12 +30,15 @@ public sealed partial class RewardModel
         var rewards = new float[n * k];
         var gating = new float[n * k];
         var std = _backend.HasScoreStd ? new float[n] : null;
+        var l = Manifest.Labels.Count;
+        var logits = new float[n * l];
         RunBatches(inputs, RewardOutputs.Head, (plan, buffers) =>
         {
             for (var r = 0; r < plan.Items.Length; r++)
             {
                 var i = plan.Items[r];
                 score[i] = buffers.Score[r];
+                Array.Copy(buffers.Logits, r * l, logits, i * l, l);
                 Array.Copy(buffers.Rewards, r * k, rewards, i * k, k);
                 Array.Copy(buffers.Gating, r * k, gating, i * k, k);
                 if (std is not null)
@@ -46,7 +49,7 @@ public sealed partial class RewardModel
         var results = new RewardScore[n];
         for (var i = 0; i < n; i++)
             results[i] = new RewardScore(score[i], rewards.AsSpan(i * k, k).ToArray(), gating.AsSpan(i * k, k).ToArray(),
-                std?[i], inputs[i].TokenCount, Manifest.Objectives);
+                std?[i], inputs[i].TokenCount, Manifest.Objectives, logits.AsSpan(i * l, l).ToArray());
         return results;
     }
 
@@ -179,7 +182,7 @@ public sealed partial class RewardModel
 
     private sealed class Buffers
     {
-        public float[] Score = [], Rewards = [], Gating = [], Std = [], Embedding = [];
+        public float[] Score = [], Rewards = [], Gating = [], Std = [], Embedding = [], Logits = [];
     }
 
     private void RunBatches(IReadOnlyList<EncodedInput> inputs, RewardOutputs what, Action<BatchPlan, Buffers> collect,
@@ -215,6 +218,7 @@ public sealed partial class RewardModel
             Grow(ref buffers.Rewards, b * k);
             Grow(ref buffers.Gating, b * k);
             Grow(ref buffers.Std, b);
+            Grow(ref buffers.Logits, b * Manifest.Labels.Count);
             if (embedding)
                 Grow(ref buffers.Embedding, b * d);
             _backend.Run(batchIds, rewardPos, gatingPos, plan.PaddedLength, what, new RewardBatchOutputs
@@ -224,6 +228,7 @@ public sealed partial class RewardModel
                 Gating = buffers.Gating.AsSpan(0, head ? b * k : 0),
                 ScoreStd = buffers.Std.AsSpan(0, _backend.HasScoreStd && head ? b : 0),
                 Embedding = buffers.Embedding.AsSpan(0, embedding ? b * d : 0),
+                Logits = buffers.Logits.AsSpan(0, head ? b * Manifest.Labels.Count : 0),
             }, cancellationToken);
             collect(plan, buffers);
         }
@@ -240,6 +245,6 @@ public sealed partial class RewardModel
         if (!Manifest.IsReward)
             throw new RewardModelException(
                 "this is a backbone-only model (no reward head): it can embed but not score. Use `onnxreward embed`, " +
-                "or export a checkpoint that has the ArmoRM head.");
+                "or export a checkpoint that has a reward head (ArmoRM, or a *ForSequenceClassification score head).");
     }
 }

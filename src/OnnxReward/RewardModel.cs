@@ -38,7 +38,7 @@ public sealed partial class RewardModel : IDisposable
             ModelMaxSequenceLength = manifest.MaxSequenceLength,
             Truncation = options.Truncation,
             ContentSpecialTokens = options.ContentSpecialTokens,
-            PadTokens = PadTokenRule.Reject,
+            PadTokens = manifest.IsClassifier ? PadTokenRule.PoolRightmostNonPad : PadTokenRule.Reject,
             PadTokenId = manifest.PadTokenId,
             VocabSize = manifest.VocabSize,
             GatingTokenPattern = manifest.GatingTokenPattern.Count > 0 ? manifest.GatingTokenPattern : null,
@@ -118,16 +118,17 @@ public sealed partial class RewardModel : IDisposable
         }
     }
 
-    /// <summary>Encodes one input for scoring (for a backbone-only model, for embedding). <c>index</c> is the input's
+    /// <summary>Encodes one input for scoring (an ArmoRM model finds the gating position; a sequence classifier pools
+    /// the rightmost non-pad token; a backbone-only model encodes for embedding). <c>index</c> is the input's
     /// number; it only labels errors (<see cref="RewardModelException.InputIndex"/>).</summary>
     /// <exception cref="RewardModelException">The input cannot be encoded; the message says why and what to do.</exception>
     public EncodedInput Encode(ScoringInput input, int index = 0, CancellationToken cancellationToken = default) =>
-        Encoder.Encode(input, index, findGating: Manifest.IsReward, cancellationToken);
+        Encoder.Encode(input, index, findGating: Manifest.IsArmoRm, cancellationToken);
 
     /// <summary>Encodes one conversation for scoring.</summary>
     /// <exception cref="RewardModelException">The conversation cannot be encoded.</exception>
     public EncodedInput Encode(Conversation conversation, int index = 0, CancellationToken cancellationToken = default) =>
-        Encoder.Encode(conversation, index, findGating: Manifest.IsReward, cancellationToken);
+        Encoder.Encode(conversation, index, findGating: Manifest.IsArmoRm, cancellationToken);
 
     /// <summary>Encodes one input for <see cref="Embed(IReadOnlyList{EncodedInput}, CancellationToken)"/>: no gating
     /// position is looked for, so a conversation need not end with the assistant's turn.</summary>
@@ -168,7 +169,7 @@ public sealed partial class RewardModel : IDisposable
 
     private EncodedInput EncodeFor(ScoringInput input, int index, bool forEmbedding, CancellationToken ct) =>
         Encoder.Encode(input ?? throw new RewardModelException($"input {index} is null.", index), index,
-            findGating: !forEmbedding && Manifest.IsReward, ct);
+            findGating: !forEmbedding && Manifest.IsArmoRm, ct);
 
     public void Dispose()
     {

@@ -143,7 +143,7 @@ public sealed class RewardScorer : IAsyncDisposable
         var tokens = 0;
         for (var i = 0; i < rows.Length; i++)
         {
-            rows[i] = inputs[i] is { HasGatingPosition: true } input ? input : throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
+            rows[i] = inputs[i] is { } input && (input.HasGatingPosition || _model.Manifest.IsClassifier) ? input : throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
                 : $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
             tokens += rows[i].TokenCount;
         }

@@ -166,7 +166,7 @@ internal static class ExportChecks
         if (encoder.Template is null) return null;
         var ids = encoder.Encode(Sample, 0, findGating: false, ct).ToArray();
         if (ids.Length > Math.Min(m.MaxSequenceLength, 256) || ids.Length == 0) return null;
-        if (m.IsReward && !Contains(ids, m.GatingTokenPattern)) return null;
+        if (m.IsArmoRm && !Contains(ids, m.GatingTokenPattern)) return null;
         return ids;
     }
 
@@ -177,7 +177,7 @@ internal static class ExportChecks
     private static int[] Synthetic(RewardModelManifest m)
     {
         var token = m.PadTokenId == 0 ? Math.Min(1, m.VocabSize - 1) : 0;
-        return [.. m.IsReward ? m.GatingTokenPattern : [], token];
+        return [.. m.IsArmoRm ? m.GatingTokenPattern : [], token];
     }
 
     private static bool IsUnder(string path, string folder) =>

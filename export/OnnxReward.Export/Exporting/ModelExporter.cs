@@ -96,11 +96,17 @@ public static class ModelExporter
 
         var clock = Stopwatch.StartNew();
         CheckSupported(checkpoint.Config, checkpointPath);
+        if (checkpoint.Classifier is { NumLabels: not 1 } multi)
+            throw new ExportException(
+                $"{checkpointPath}: the sequence-classification head has {multi.NumLabels} labels ({string.Join(", ", multi.LabelNames)}); " +
+                "OnnxReward exports reward models, whose classifier has one logit (num_labels 1, as Skywork-Reward, FsfairX and GRM have). " +
+                "A multi-label classifier is not a reward model.");
         var pattern = GatingPattern(checkpoint, options);
         ExportChecks.CheckBeforeWriting(checkpoint, pattern);         // nothing is written for a config, tokenizer or template that cannot load
 
         var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, precision.Backbone,
-            int8Linears: precision.Int8Linears, blocks: precision.Blocks, float16Embedding: precision.Float16Embedding);
+            int8Linears: precision.Int8Linears, blocks: precision.Blocks, float16Embedding: precision.Float16Embedding,
+            classifier: checkpoint.Classifier);
         var initializers = graph.StreamedInitializers;
         var bytesTotal = initializers.Sum(i => i.ElementCount * i.Type.Size());
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
@@ -127,10 +133,13 @@ public static class ModelExporter
             (dataBytes, dataSha256) = writer.Complete();
         }
 
-        var kind = checkpoint.Head is null ? "backbone" : "reward";
+        var kind = checkpoint.Head is null && checkpoint.Classifier is null ? "backbone" : "reward";
+        var headKind = checkpoint.Head is not null ? RewardModelManifest.ArmoRmHead
+            : checkpoint.Classifier is not null ? RewardModelManifest.SequenceClassificationHead : null;
         var model = graph.ToModel(protos, ExporterVersion, new Dictionary<string, string>
         {
             ["onnxreward.kind"] = kind,
+            ["onnxreward.head"] = headKind ?? "none",
             ["onnxreward.dtype"] = precision.Name,
             ["onnxreward.source_format"] = checkpoint.Format,
         });
@@ -142,6 +151,9 @@ public static class ModelExporter
         var manifest = new RewardModelManifest
         {
             Kind = kind,
+            Head = headKind,
+            Labels = checkpoint.Classifier?.LabelNames ?? [],
+            Family = checkpoint.Config.Family.ToString().ToLowerInvariant(),
             DType = precision.Name,
             Variant = precision.Variant,
             HiddenSize = checkpoint.Config.HiddenSize,
@@ -211,6 +223,7 @@ public static class ModelExporter
                 throw new ExportException($"gating token pattern [{string.Join(", ", given)}] has ids outside the vocabulary [0, {checkpoint.Config.VocabSize}).");
             return given;
         }
+        if (checkpoint.Classifier is not null) return [];      // a classifier pools one token and never gates
         if (checkpoint.Config.VocabSize >= 128256) return Llama3GatingTokenPattern;
         if (checkpoint.Head is null) return [];
         throw new ExportException(
@@ -224,7 +237,7 @@ public static class ModelExporter
         string? problem = null;
         if (ConfigBounds.Violation(c, null) is { } outOfBounds)
             problem = outOfBounds + "; fix the config";
-        else if (c.HiddenSize % c.NumAttentionHeads != 0)
+        else if (c.ExplicitHeadDim is null && c.HiddenSize % c.NumAttentionHeads != 0)
             problem = $"hidden_size {c.HiddenSize} is not a multiple of num_attention_heads {c.NumAttentionHeads}; fix the config";
         else if (c.NumAttentionHeads % c.NumKeyValueHeads != 0)
             problem = $"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}; fix the config";

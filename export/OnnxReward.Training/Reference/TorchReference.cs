@@ -60,6 +60,21 @@ internal static class TorchReference
             hr[(i * d)..((i + 1) * d)], hp[(i * d)..((i + 1) * d)])).ToArray();
     }
 
+    /// <summary>Sequence-classifier outputs per sequence: the logits [L] and the pooled token's final hidden state [D]
+    /// (the rows run as one batch right-padded with pad_token_id, which the pooling rule skips).</summary>
+    public static IReadOnlyList<(float[] Logits, float[] PooledHidden)> Classify(ReferenceRewardModel model, IReadOnlyList<long[]> ids)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBatch(ids);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
+        var (logits, pooled) = model.ForwardClassifier(inputIds);
+        int l = (int)logits.shape[1], d = (int)pooled.shape[1];
+        float[] lg = logits.data<float>().ToArray(), h = pooled.data<float>().ToArray();
+        return Enumerable.Range(0, ids.Count).Select(i => (lg[(i * l)..((i + 1) * l)], h[(i * d)..((i + 1) * d)])).ToArray();
+    }
+
     /// <summary>Backbone outputs per sequence: last_hidden_state at every position and the last position's logits
     /// (null when the checkpoint has no classifier).</summary>
     public static IReadOnlyList<ReferenceBackbone> Backbone(ReferenceRewardModel model, IReadOnlyList<long[]> ids)

@@ -19,6 +19,7 @@ internal static class BonCommand
         var budget = CommandSupport.BatchTokensOption();
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
+        var maxLength = CommandSupport.MaxLengthOption();
         var content = CommandSupport.ContentSpecialTokensOption();
         var rule = new Option<string>("--rule")
         {
@@ -33,7 +34,7 @@ internal static class BonCommand
             "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
             "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
         {
-            model, input, output, ep, budget, padding, truncation, content, rule, k, objectives, quantile, reference,
+            model, input, output, ep, budget, padding, truncation, maxLength, content, rule, k, objectives, quantile, reference,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -58,10 +59,13 @@ internal static class BonCommand
                 },
             };
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
+                parse.GetValue(maxLength), maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
                                        "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");
+            if (options.Rule == SelectionRule.LscAnd && m.ObjectiveNames.Count == 0)
+                throw new CliException($"--rule lsc-and combines per-objective rewards, but {m.Directory} has no objectives (a " +
+                                       "sequence-classification model has one logit). Use --rule score, or a multi-objective (ArmoRM) model.");
             if (options.Objectives is { } names)
                 _ = ObjectiveSubset.FromNames(m.ObjectiveNames, names);      // unknown names fail before any scoring
             using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));

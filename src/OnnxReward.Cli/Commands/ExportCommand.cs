@@ -95,7 +95,10 @@ internal static class ExportCommand
             table.AddRow("parameters", s.Parameters.ToString("N0"));
             table.AddRow("weights bytes", $"{s.DataBytes:N0} ({s.DataBytes / 1048576.0:F1} MiB)");
             table.AddRow("graph bytes / nodes", $"{s.GraphBytes:N0} / {s.Nodes:N0}");
-            table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
+            if (s.Manifest.IsClassifier)
+                table.AddRow("head", Markup.Escape($"sequence classification ({s.Manifest.Family}), labels {string.Join(", ", s.Manifest.Labels)}"));
+            else
+                table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
             if (s.Validation is { } v)
                 table.AddRow("validation", Markup.Escape(v));
             table.AddRow("time", $"{s.Elapsed.TotalSeconds:F2} s");

@@ -41,6 +41,7 @@ internal sealed partial class ScoringServer
                 w.WriteString("status", "ok");
                 w.WriteString("model", ModelName(model));
                 w.WriteString("execution_provider", model.ExecutionProvider);
+                w.WriteString("head", model.Manifest.IsClassifier ? "sequence_classification" : "armorm");
                 w.WriteBoolean("has_posterior", model.HasPosterior);
                 w.WriteStartArray("objectives");
                 foreach (var name in model.ObjectiveNames)
@@ -208,7 +209,7 @@ internal sealed partial class ScoringServer
             {
                 w.WriteStartObject();
                 w.WriteNumber("index", i);
-                w.WriteString("label", "LABEL_0");
+                w.WriteString("label", model.Manifest.Labels.Count == 1 ? model.Manifest.Labels[0] : "LABEL_0");
                 w.WriteStartArray("probs");
                 w.WriteNumberValue(scores[i].Score);
                 w.WriteEndArray();

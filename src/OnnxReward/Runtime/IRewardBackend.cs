@@ -4,7 +4,8 @@ namespace OnnxReward.Runtime;
 [Flags]
 public enum RewardOutputs
 {
-    /// <summary>score [B], rewards [B·K], gating [B·K] (+ score_std [B] when the backend has a posterior).</summary>
+    /// <summary>score [B], rewards [B·K], gating [B·K] (+ score_std [B] when the backend has a posterior); for a
+    /// sequence classifier score [B] and logits [B·L].</summary>
     Head = 1,
 
     /// <summary>The final hidden state at the reward position, embedding [B·D].</summary>
@@ -28,6 +29,9 @@ public readonly ref struct RewardBatchOutputs
 
     /// <summary>Hidden state at the reward position [B·D].</summary>
     public Span<float> Embedding { get; init; }
+
+    /// <summary>A sequence-classification head's logits [B·L] (empty for ArmoRM models).</summary>
+    public Span<float> Logits { get; init; }
 }
 
 /// <summary>

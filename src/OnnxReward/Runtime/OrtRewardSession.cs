@@ -25,7 +25,7 @@ public sealed class OrtRewardSession : IRewardBackend
         _session = session;
         _manifest = manifest;
         Provider = provider;
-        _hasStd = manifest.IsReward && manifest.HasPosterior && session.OutputMetadata.ContainsKey("score_std");
+        _hasStd = manifest.IsArmoRm && manifest.HasPosterior && session.OutputMetadata.ContainsKey("score_std");
         CheckGraphContract();
     }
 
@@ -36,6 +36,7 @@ public sealed class OrtRewardSession : IRewardBackend
     bool IRewardBackend.HasEmbedding => HasEmbeddingOutput;
 
     public int Objectives => _manifest.Objectives.Count;
+    public int Labels => _manifest.Labels.Count;
     public int HiddenSize => _manifest.HiddenSize;
     public bool HasScoreStd => _hasStd;
 
@@ -106,17 +107,18 @@ public sealed class OrtRewardSession : IRewardBackend
     {
         var inputs = _session.InputMetadata;
         var outputs = _session.OutputMetadata;
-        var needIn = _manifest.IsReward
+        var needIn = _manifest.IsArmoRm
             ? new[] { "input_ids", "reward_positions", "gating_positions" }
             : new[] { "input_ids", "reward_positions" };
-        var needOut = _manifest.IsReward ? new[] { "score", "rewards", "gating" } : new[] { "embedding" };
+        var needOut = _manifest.IsArmoRm ? new[] { "score", "rewards", "gating" }
+            : _manifest.IsClassifier ? new[] { "score", "logits" } : new[] { "embedding" };
         var missing = needIn.Where(n => !inputs.ContainsKey(n)).Select(n => "input " + n)
             .Concat(needOut.Where(n => !outputs.ContainsKey(n)).Select(n => "output " + n)).ToList();
         if (missing.Count > 0)
             throw new RewardModelException(
                 $"model.onnx does not match its reward_model.json (kind '{_manifest.Kind}'): missing {string.Join(", ", missing)}. " +
                 "The graph and manifest come from different exports; re-export the model directory with `onnxreward export`.");
-        if (_manifest.IsReward && outputs["rewards"].Dimensions is [_, var k] && k > 0 && k != _manifest.Objectives.Count)
+        if (_manifest.IsArmoRm && outputs["rewards"].Dimensions is [_, var k] && k > 0 && k != _manifest.Objectives.Count)
             throw new RewardModelException(
                 $"model.onnx has {k} objectives but reward_model.json names {_manifest.Objectives.Count}. Re-export the model directory.");
     }
@@ -176,6 +178,7 @@ public sealed class OrtRewardSession : IRewardBackend
         private float[] _gating = new float[64 * 32];
         private float[] _std = new float[64];
         private float[] _embedding = new float[64 * 512];
+        private float[] _logits = new float[64];
         private readonly long[] _shape2 = new long[2];
         private readonly long[] _shape1 = new long[1];
 
@@ -201,7 +204,7 @@ public sealed class OrtRewardSession : IRewardBackend
                     row[j] = src[j];
                 row[src.Length..].Fill(pad);
                 _rewardPos[r] = rewardPositions[r];
-                if (owner._manifest.IsReward)
+                if (owner._manifest.IsArmoRm)
                     _gatingPos[r] = gatingPositions[r];
             }
 
@@ -211,10 +214,18 @@ public sealed class OrtRewardSession : IRewardBackend
                 _shape2[0] = b; _shape2[1] = t; _shape1[0] = b;
                 values.Add(Bind("input_ids", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _ids.AsMemory(0, b * t), _shape2), input: true));
                 values.Add(Bind("reward_positions", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _rewardPos.AsMemory(0, b), _shape1), input: true));
-                if (owner._manifest.IsReward)
+                if (owner._manifest.IsArmoRm)
                     values.Add(Bind("gating_positions", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _gatingPos.AsMemory(0, b), _shape1), input: true));
 
-                if ((what & RewardOutputs.Head) != 0)
+                var labels = owner.Labels;
+                if ((what & RewardOutputs.Head) != 0 && owner._manifest.IsClassifier)
+                {
+                    Ensure(ref _score, b);
+                    Ensure(ref _logits, b * labels);
+                    values.Add(Bind("score", Output(_score, b, [b]), input: false));
+                    values.Add(Bind("logits", Output(_logits, b * labels, [b, labels]), input: false));
+                }
+                else if ((what & RewardOutputs.Head) != 0)
                 {
                     Ensure(ref _score, b);
                     Ensure(ref _rewards, b * k);
@@ -236,7 +247,12 @@ public sealed class OrtRewardSession : IRewardBackend
 
                 owner._session.RunWithBinding(runOptions, _binding);
 
-                if ((what & RewardOutputs.Head) != 0)
+                if ((what & RewardOutputs.Head) != 0 && owner._manifest.IsClassifier)
+                {
+                    _score.AsSpan(0, b).CopyTo(outputs.Score);
+                    _logits.AsSpan(0, b * labels).CopyTo(outputs.Logits);
+                }
+                else if ((what & RewardOutputs.Head) != 0)
                 {
                     _score.AsSpan(0, b).CopyTo(outputs.Score);
                     _rewards.AsSpan(0, b * k).CopyTo(outputs.Rewards);

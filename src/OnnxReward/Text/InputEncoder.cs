@@ -15,6 +15,11 @@ public enum PadTokenRule
     /// <summary>Hugging Face's <c>modeling_custom.py</c> rule: the token before the first pad token, else the last token.
     /// What the Python reference (and so the goldens and <c>onnxreward tokenize</c>) computes.</summary>
     PoolBeforeFirstPad,
+
+    /// <summary>Current transformers' <c>*ForSequenceClassification</c> pooling: the rightmost token that is not the pad
+    /// id (<c>(arange(T) * (input_ids != pad_token_id)).argmax(-1)</c>); a pad id inside the text is an ordinary token.
+    /// What sequence-classification reward models (Skywork-Reward, FsfairX, …) use.</summary>
+    PoolRightmostNonPad,
 }
 
 /// <summary>How <see cref="InputEncoder"/> turns inputs into ids: limits, truncation and position rules.</summary>
@@ -217,6 +222,12 @@ public sealed class InputEncoder
     /// <exception cref="RewardModelException">The ids hold the pad token and the rule is <see cref="PadTokenRule.Reject"/>.</exception>
     public int RewardPosition(ReadOnlySpan<int> ids, int index = 0)
     {
+        if (Options.PadTokens == PadTokenRule.PoolRightmostNonPad)
+        {
+            var position = PadTokenId is { } padId ? ids.LastIndexOfAnyExcept(padId) : ids.Length - 1;
+            return position >= 0 ? position : throw new RewardModelException(
+                $"input {index} holds only the pad token {PadTokenId}: nothing to pool. Give the conversation's tokens.", index);
+        }
         var first = PadTokenId is { } pad ? ids.IndexOf(pad) : -1;
         if (first < 0)
             return ids.Length - 1;

@@ -11,12 +11,14 @@ namespace OnnxReward.Wire;
 // their errors must name the field and the fix ("\"candidates\"[2] is not a string"), which the serializer's messages
 // do not.
 
-/// <summary>One score: <c>{"score", "score_std"?, "objectives": {name: reward}, "gating": {name: weight}, "tokens"}</c>.</summary>
+/// <summary>One score: <c>{"score", "score_std"?, "objectives": {name: reward}, "gating": {name: weight}, "tokens"}</c> for
+/// an ArmoRM model, <c>{"score", "logits": [...], "tokens"}</c> for a sequence classifier (it has no objectives or gating).</summary>
 public sealed record ScoreJson(
     [property: JsonPropertyName("score")] float Score,
     [property: JsonPropertyName("score_std"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] float? ScoreStd,
-    [property: JsonPropertyName("objectives")] IReadOnlyDictionary<string, float> Objectives,
-    [property: JsonPropertyName("gating")] IReadOnlyDictionary<string, float> Gating,
+    [property: JsonPropertyName("logits"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<float>? Logits,
+    [property: JsonPropertyName("objectives"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, float>? Objectives,
+    [property: JsonPropertyName("gating"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, float>? Gating,
     [property: JsonPropertyName("tokens")] int Tokens);
 
 /// <summary><c>{"results": [score, …]}</c>: the answer of <c>POST /v1/score</c>.</summary>
@@ -64,7 +66,9 @@ public static class RewardJson
     public static ScoreJson ToJson(RewardScore s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new ScoreJson(s.Score, s.ScoreStd, s.Objectives, s.Gating, s.TokenCount);
+        return s.Logits.Count > 0
+            ? new ScoreJson(s.Score, s.ScoreStd, s.Logits, null, null, s.TokenCount)
+            : new ScoreJson(s.Score, s.ScoreStd, null, s.Objectives, s.Gating, s.TokenCount);
     }
 
     /// <summary>The wire form of a best-of-n result selected by <paramref name="rule"/> (its wire name, e.g. <c>lsc-and</c>).</summary>
@@ -129,6 +133,9 @@ public static class RewardJson
         ArgumentNullException.ThrowIfNull(s);
         string? where = !float.IsFinite(s.Score) ? $"score {s.Score}"
             : s.ScoreStd is { } std && !float.IsFinite(std) ? $"score_std {std}" : null;
+        for (var k = 0; where is null && k < s.Logits.Count; k++)
+            if (!float.IsFinite(s.Logits[k]))
+                where = $"logit {k} {s.Logits[k]}";
         for (var k = 0; where is null && k < s.ObjectiveNames.Count; k++)
             if (!float.IsFinite(s.RewardValues[k]))
                 where = $"objective {s.ObjectiveNames[k]} {s.RewardValues[k]}";

@@ -56,7 +56,7 @@ internal sealed class InMemoryTensorSource : ITensorSource
 internal static class InMemoryCheckpoint
 {
     public static Checkpoint Create(LlamaConfig config, RewardHeadConfig? head, int seed, int posteriorRank = 0,
-        ElementType backbone = ElementType.BFloat16, string? location = null)
+        ElementType backbone = ElementType.BFloat16, string? location = null, ClassifierHeadConfig? classifier = null)
     {
         var rng = new Random(seed);
         float Normal(double std) => (float)(std * Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
@@ -77,7 +77,14 @@ internal static class InMemoryCheckpoint
             Linear($"{p}.mlp.down_proj.weight", d, f, backbone);
             s.Add($"{p}.input_layernorm.weight", backbone, [d], Rand(d, 0.1, 1));
             s.Add($"{p}.post_attention_layernorm.weight", backbone, [d], Rand(d, 0.1, 1));
+            if (config.QkNorm)
+            {
+                s.Add($"{p}.self_attn.q_norm.weight", backbone, [dh], Rand(dh, 0.2, 1));
+                s.Add($"{p}.self_attn.k_norm.weight", backbone, [dh], Rand(dh, 0.2, 1));
+            }
         }
+        if (classifier is not null)
+            s.Add("score.weight", TensorDType.F32, [classifier.NumLabels, d], Rand((long)classifier.NumLabels * d, 1 / Math.Sqrt(d)));
         s.Add("model.norm.weight", backbone, [d], Rand(d, 0.1, 1));
         if (head is not null)
         {
@@ -104,6 +111,7 @@ internal static class InMemoryCheckpoint
         {
             Config = config,
             Head = head is null ? null : head with { HasPosterior = posteriorRank > 0 },
+            Classifier = classifier,
             Tensors = s,
             Format = "huggingface",
             SourceFiles = [],
