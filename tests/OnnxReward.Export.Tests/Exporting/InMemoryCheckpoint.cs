@@ -84,7 +84,7 @@ internal static class InMemoryCheckpoint
             }
         }
         if (classifier is not null)
-            s.Add("score.weight", TensorDType.F32, [classifier.NumLabels, d], Rand((long)classifier.NumLabels * d, 1 / Math.Sqrt(d)));
+            s.Add("score.weight", ElementType.Float, [classifier.NumLabels, d], Rand((long)classifier.NumLabels * d, 1 / Math.Sqrt(d)));
         s.Add("model.norm.weight", backbone, [d], Rand(d, 0.1, 1));
         if (head is not null)
         {

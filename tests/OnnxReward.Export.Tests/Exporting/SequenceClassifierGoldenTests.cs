@@ -1,3 +1,4 @@
+using OnnxReward.Text.Conversations;
 using System.Text.Json;
 using OnnxReward.Export.Exporting;
 using OnnxReward.Model;
@@ -78,9 +79,9 @@ public class SequenceClassifierGoldenTests(string reference, int caseCount)
             var messages = (List<object?>)JinjaEvaluator.FromJson(c.Messages)!;
             var rendered = template.RenderValues(messages, addGenerationPrompt: false);
             Assert.That(rendered, Is.EqualTo(c.Rendered), $"{c.Id}: rendering");
-            var ids = model.Encoder.EncodeText(rendered);
+            var ids = model.Encoder.TokenizeText(rendered);
             Assert.That(ids, Is.EqualTo(c.InputIds), $"{c.Id}: input_ids");
-            Assert.That(model.RowFromIds(ids, 0, needGating: true).RewardPosition, Is.EqualTo(c.RewardPosition), $"{c.Id}: reward_position");
+            Assert.That(model.Encode(ScoringInput.FromTokenIds(ids)).RewardPosition, Is.EqualTo(c.RewardPosition), $"{c.Id}: reward_position");
             // The public path, for the conversations made only of role/content messages that end with the reply
             // (Conversation refuses one that ends with the user's turn: there is no response to score).
             var plain = c.Messages.EnumerateArray().All(m => m.EnumerateObject().All(p => p.Name is "role" or "content"));

@@ -32,10 +32,10 @@ public class SequenceClassifierVariantTests(string reference)
         foreach (var (name, options) in new (string, ExportOptions)[]
         {
             ("fp32", new ExportOptions()),
-            ("fp16", new ExportOptions { DType = "fp16" }),                      // CUDA variant (the default for fp16)
-            ("int8-block", new ExportOptions { DType = "int8-block" }),
-            ("int4", new ExportOptions { DType = "int4" }),
-            ("int4-cuda", new ExportOptions { DType = "int4", Variant = "cuda" }),
+            ("fp16", new ExportOptions { Precision = ExportPrecision.Parse("fp16") }),                      // CUDA variant (the default for fp16)
+            ("int8-block", new ExportOptions { Precision = ExportPrecision.Parse("int8-block") }),
+            ("int4", new ExportOptions { Precision = ExportPrecision.Parse("int4") }),
+            ("int4-cuda", new ExportOptions { Precision = ExportPrecision.Parse("int4", "cuda") }),
         })
         {
             _dirs[name] = Path.Combine(_root, name);

@@ -84,7 +84,7 @@ public sealed class SequenceClassifierReferenceTests(string reference)
     public void ExportedVariantAgreesWithTheTorchSharpReference(string dtype, double scoreTol, double hiddenTol, double rel)
     {
         var dir = Path.Combine(_work, dtype);
-        ModelExporter.Export(SharedData.PathOf("reference", reference), dir, new ExportOptions { DType = dtype });
+        ModelExporter.Export(SharedData.PathOf("reference", reference), dir, new ExportOptions { Precision = ExportPrecision.Parse(dtype) });
         // A raw CPU session: the fp16 graph is the CUDA variant, which the library does not run on the CPU; the CPU EP
         // executes it through inserted Casts (fp16 weights, fp16-rounded activations between ops).
         using var session = new InferenceSession(Path.Combine(dir, "model.onnx"));
