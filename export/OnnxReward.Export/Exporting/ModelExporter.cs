@@ -191,7 +191,7 @@ public static class ModelExporter
         manifest.Save(directory);
 
         progress?.Report(new ExportProgress("validating", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
-        var validation = options.Verify ? ExportChecks.VerifyWritten(directory, cancellationToken) : "not validated (ExportOptions.Verify is off)";
+        var validation = options.Verify ? ExportChecks.VerifyWritten(directory, cancellationToken) : "not validated (ExportOptions.Verify is off, `export --no-validate`)";
         cancellationToken.ThrowIfCancellationRequested();
         staging.Commit(options.Overwrite);
         progress?.Report(new ExportProgress("done", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));

@@ -44,13 +44,20 @@ internal static class ExportCommand
                           "beside it and validated first, so a failed export leaves the previous one as it was.",
         };
 
+        var noValidate = new Option<bool>("--no-validate")
+        {
+            Description = "Skip loading and scoring the written model before it is swapped in (it is still written beside --out " +
+                          "and swapped in whole; checkpoint and config checks still run). For exporting on a machine too small to " +
+                          "load the result: the export itself streams within about 1 GB, while validating an 8B int4 model loads it (~4.4 GB).",
+        };
+
         var command = new Command("export", "Export a checkpoint to a fused ONNX reward model directory (model.onnx + weights + reward_model.json + tokenizer).")
         {
-            checkpoint, output, dtype, ep, blockSize, accuracy, force,
+            checkpoint, output, dtype, ep, blockSize, accuracy, force, noValidate,
         };
         command.SetAction(pr => Run(pr.GetValue(checkpoint)!, pr.GetValue(output)!,
             pr.GetValue(dtype)!, pr.GetValue(ep), pr.GetValue(blockSize), pr.GetValue(accuracy), pr.GetValue(force),
-            Console.Out, Console.Error));
+            Console.Out, Console.Error, validate: !pr.GetValue(noValidate)));
         return command;
     }
 
@@ -58,12 +65,12 @@ internal static class ExportCommand
     /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory). The
     /// precision options are checked by <see cref="ExportPrecision.Parse"/>.</summary>
     internal static int Run(string checkpointPath, string outputDirectory, string dtype, string? ep, int blockSize,
-        int? accuracyLevel, bool overwrite, TextWriter output, TextWriter error)
+        int? accuracyLevel, bool overwrite, TextWriter output, TextWriter error, bool validate = true)
     {
         var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
         try
         {
-            var options = new ExportOptions { Precision = ExportPrecision.Parse(dtype, ep, blockSize, accuracyLevel), Overwrite = overwrite };
+            var options = new ExportOptions { Precision = ExportPrecision.Parse(dtype, ep, blockSize, accuracyLevel), Overwrite = overwrite, Verify = validate };
             ExportSummary? summary = null;
             stderr.Progress()
                 .AutoClear(false)

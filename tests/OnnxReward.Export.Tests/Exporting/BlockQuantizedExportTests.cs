@@ -201,7 +201,7 @@ public class BlockQuantizedExportTests
 
         var m = RewardModelManifest.Load(dir);
         Assert.That((m.DType, m.Variant), Is.EqualTo((dtype, "cpu")));
-        Assert.That(m.Quantization, Is.EqualTo(new RewardModelManifest.QuantizationInfo("MatMulNBits", bits, symmetric, "fp16", 32, 4)));
+        Assert.That(m.Quantization, Is.EqualTo(new RewardModelManifest.QuantizationInfo("MatMulNBits", bits, symmetric, "fp16", 32, bits == 4 ? 1 : 4)));
         Assert.That(RewardModelManifest.Load(Exported("fp32")).Quantization, Is.Null);
     }
 

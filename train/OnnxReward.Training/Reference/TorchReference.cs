@@ -98,19 +98,15 @@ internal static class TorchReference
         return result;
     }
 
-    /// <summary>Start of the last occurrence of the Llama-3 gating pattern, or null (find_token_for_gating).</summary>
+    /// <summary>Start of the last occurrence of the Llama-3 gating pattern, or null (find_token_for_gating): the
+    /// library's one gating search (<see cref="OnnxReward.Text.InputEncoder.FindLast"/>) over the ids.</summary>
     public static long? GatingPosition(ReadOnlySpan<long> ids)
     {
-        var pattern = ModelExporter.Llama3GatingTokenPattern;
-        for (var j = ids.Length - pattern.Count; j >= 0; j--)
-        {
-            var match = true;
-            for (var m = 0; m < pattern.Count && match; m++)
-                match = ids[j + m] == pattern[m];
-            if (match)
-                return j;
-        }
-        return null;
+        var ints = new int[ids.Length];
+        for (var i = 0; i < ints.Length; i++)
+            ints[i] = ids[i] is >= int.MinValue and <= int.MaxValue ? (int)ids[i] : -1;   // an id beyond int32 matches nothing
+        var j = OnnxReward.Text.InputEncoder.FindLast(ints, ModelExporter.Llama3GatingTokenPattern);
+        return j >= 0 ? j : null;
     }
 
     private static void CheckBatch(IReadOnlyList<long[]> ids)
