@@ -25,12 +25,12 @@ public class BatchingBenchmarks
     {
         MidSizeModel.Ensure();
         var shared = SharedPaths.Shared();
-        var encoder = ConversationEncoder.Load(Path.Combine(shared, "reference", "armorm-tiny"));
+        var encoder = InputEncoder.Load(Path.Combine(shared, "reference", "armorm-tiny"));
         var lengths = File.ReadLines(Path.Combine(shared, "data", "preferences", "hh_rlhf_harmless_test.jsonl")).Take(128).Select((line, i) =>
         {
             using var d = JsonDocument.Parse(line);
             var c = Conversation.FromPromptResponse(d.RootElement.GetProperty("prompt").GetString()!, d.RootElement.GetProperty("chosen").GetString()!);
-            return Math.Min(encoder.Encode(c, i).InputIds.Length, 2048);
+            return Math.Min(encoder.Encode(c, i).TokenCount, 2048);
         }).ToArray();
         var rng = new Random(3);
         _rows = lengths.Select(t => MidSizeModel.Rows(1, Math.Max(t, 12), rng.Next())[0]).ToArray();

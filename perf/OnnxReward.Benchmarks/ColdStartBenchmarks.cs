@@ -28,7 +28,7 @@ public class ColdStartBenchmarks
     {
         if (Directory.Exists(_out))
             Directory.Delete(_out, true);
-        ModelExporter.Export(MidSizeModel.CheckpointDirectory, _out, new ExportOptions { DType = "fp32", GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
+        ModelExporter.Export(MidSizeModel.CheckpointDirectory, _out, new ExportOptions { Precision = ExportPrecision.Fp32, GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
     }
 
     [Benchmark(Description = "session: RewardModel.Load (CPU EP)")]

@@ -22,11 +22,9 @@ public class FusedGraphBenchmarks : IWorkCounter
     private const int CeilingLayers = 2;
     private RewardModel _model = null!;
     private RewardModel _int8 = null!;
-    private ReferenceRewardModel _torch = null!;
-    private Checkpoint _checkpoint = null!;
+    private RewardModel _torch = null!;
     private MatMulCeiling _ceiling = null!;
     private int[][] _rows = [];
-    private torch.Tensor _ids = null!, _rewardPos = null!, _gatingPos = null!;
 
     [Params("1x512", "8x256", "16x512", "32x128")]
     public string Shape { get; set; } = "8x256";
@@ -52,11 +50,9 @@ public class FusedGraphBenchmarks : IWorkCounter
             ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = Threads, MaxBatchTokens = b * t, MaxBatchSize = b,
         });
         torch.set_num_threads(Threads);
-        _checkpoint = Checkpoint.Open(MidSizeModel.CheckpointDirectory);
-        _torch = ReferenceRewardModel.Load(_checkpoint);
-        _ids = torch.tensor(_rows.SelectMany(r => r.Select(x => (long)x)).ToArray(), [b, t]);
-        _rewardPos = torch.full(b, t - 1, torch.int64);
-        _gatingPos = torch.full(b, t / 2, torch.int64);
+        // The TorchSharp reference behind the library's backend seam: same encoder and token-budget batches as ORT.
+        _torch = RewardModel.Create(MidSizeModel.ModelDirectory, new TorchRewardBackend(MidSizeModel.CheckpointDirectory),
+            new RewardModelOptions { MaxBatchTokens = b * t, MaxBatchSize = b });
         _ceiling = new MatMulCeiling(b * t, CeilingLayers, Threads);
 
         // Check before timing (llm.c's rule): both forwards agree on this batch's scores.
@@ -64,7 +60,7 @@ public class FusedGraphBenchmarks : IWorkCounter
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope())
         {
-            var eager = _torch.Forward(_ids, _rewardPos, _gatingPos).Score.data<float>().ToArray();
+            var eager = _torch.ScoreTokens(_rows).Select(s => s.Score).ToArray();
             var maxDiff = fused.Select((s, i) => Math.Abs(s.Score - eager[i])).Max();
             if (maxDiff > 2e-3f) // fp32 both ways; summation order differs (MLAS vs libtorch GEMMs), ~1e-5 relative per layer
                 throw new InvalidOperationException($"fused ORT and TorchSharp scores differ by {maxDiff} on {Shape}; the timings would compare different work.");
@@ -77,13 +73,7 @@ public class FusedGraphBenchmarks : IWorkCounter
     }
 
     [Benchmark(Baseline = true, Description = "TorchSharp eager forward")]
-    public float TorchSharpEager()
-    {
-        using var scope = torch.NewDisposeScope();
-        using var _ = torch.no_grad();
-        var o = _torch.Forward(_ids, _rewardPos, _gatingPos);
-        return o.Score.sum().item<float>();
-    }
+    public float TorchSharpEager() => _torch.ScoreTokens(_rows)[0].Score;
 
     [Benchmark(Description = "fused ONNX graph, CPU EP")]
     public float FusedOrt() => _model.ScoreTokens(_rows)[0].Score;
@@ -104,7 +94,6 @@ public class FusedGraphBenchmarks : IWorkCounter
         _model.Dispose();
         _int8.Dispose();
         _torch.Dispose();
-        _checkpoint.Dispose();
         _ceiling.Dispose();
     }
 

@@ -82,8 +82,8 @@ public class IoBindingBenchmarks : IWorkCounter
     [Benchmark(Description = "OrtRewardSession: IO binding, pooled buffers")]
     public float Seam()
     {
-        _seam.Run(_ids, _rewardPos, _gatingPos, T, RunOutputs.Head,
-            new OrtRewardSession.BatchOutputs { Score = _score, Rewards = _rewards, Gating = _gating });
+        _seam.Run(_ids, _rewardPos, _gatingPos, T, RewardOutputs.Head,
+            new RewardBatchOutputs { Score = _score, Rewards = _rewards, Gating = _gating });
         return _score[0];
     }
 

@@ -1,13 +1,11 @@
-using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using OnnxReward.Export.Graph;
-using OnnxReward.Export.Onnx;
 
 namespace OnnxReward.Benchmarks;
 
 /// <summary>
 /// The machine ceiling for the FLOP-rate target: an ORT session holding nothing but fp32 MatMuls at the mid-size model's
-/// GEMM shapes, built with the exporter's <see cref="GraphBuilder"/> and run with the scoring session's settings
+/// GEMM shapes, built by <see cref="KernelCeilingGraph"/> (the exporter's own graph builder) and run with the scoring session's settings
 /// (ORT_ENABLE_ALL, the same intra-op thread count, inputs and outputs bound once with IO binding).
 /// Per layer, N = B·T rows:
 ///   [N, D]·[D, D + 2·Dkv]  packed QKV   [N, 512]·[512, 768]
@@ -28,9 +26,9 @@ internal sealed class MatMulCeiling : IDisposable
         Dkv = MidSizeModel.Config.NumKeyValueHeads * MidSizeModel.Config.HeadDim;
 
     /// <summary>One layer's GEMMs: [N, K]·[K, M], reading the hidden state (or, for down_proj, the FFN activation).</summary>
-    private static readonly (long K, long M, string Name, bool FromFfn)[] Shapes =
+    private static readonly KernelShape[] Shapes =
     [
-        (D, D + 2 * Dkv, "qkv_proj", false), (D, D, "o_proj", false), (D, 2 * F, "gate_up_proj", false), (F, D, "down_proj", true),
+        new("qkv_proj", D, D + 2 * Dkv, false), new("o_proj", D, D, false), new("gate_up_proj", D, 2 * F, false), new("down_proj", F, D, true),
     ];
 
     /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers: 2·N·Σ K·M.</summary>
@@ -40,33 +38,16 @@ internal sealed class MatMulCeiling : IDisposable
     {
         Rows = rows;
         Flops = FlopsFor(rows, layers);
-        long d = D, f = F;
         var rng = new Random(7);
-        var g = new GraphBuilder("matmul_ceiling");
-        var h = g.Input("h", ElementType.Float, "rows", d);          // [N, D]
-        var m = g.Input("m", ElementType.Float, "rows", f);          // [N, F]
-        var outputs = new List<(string Name, long Width)>();
-        for (var layer = 0; layer < layers; layer++)
-            foreach (var (k, width, name, fromFfn) in Shapes)
-            {
-                var w = new float[k * width];
-                var scale = (float)(1 / Math.Sqrt(k));
-                for (var i = 0; i < w.Length; i++)
-                    w[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
-                var weight = g.Constant($"layers.{layer}.{name}.weight", ElementType.Float, [k, width], w);
-                var y = g.MatMul(fromFfn ? m : h, weight, $"/layers.{layer}/{name}/MatMul");   // [N, width]
-                g.Output(y, $"layers.{layer}.{name}", ElementType.Float, "rows", width);
-                outputs.Add(($"layers.{layer}.{name}", width));
-            }
-        var model = g.ToModel([], "bench", new Dictionary<string, string>());
-
+        var model = KernelCeilingGraph.Float32MatMuls(D, F, Shapes, layers, seed: 7);
         using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = intraOpThreads };
-        _session = new InferenceSession(model.ToByteArray(), so);
+        _session = new InferenceSession(model, so);
         _binding = _session.CreateIoBinding();
-        Bind("h", rows, d, input: true, rng);
-        Bind("m", rows, f, input: true, rng);
-        foreach (var (name, width) in outputs)
-            Bind(name, rows, width, input: false, rng);
+        Bind("h", rows, D, input: true, rng);
+        Bind("m", rows, F, input: true, rng);
+        for (var layer = 0; layer < layers; layer++)
+            foreach (var shape in Shapes)
+                Bind($"layers.{layer}.{shape.Name}", rows, shape.M, input: false, rng);
     }
 
     /// <summary>N = B·T, the GEMM row count.</summary>

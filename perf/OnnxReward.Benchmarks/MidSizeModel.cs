@@ -1,3 +1,4 @@
+using OnnxReward.Export;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
 
@@ -85,17 +86,17 @@ internal static class MidSizeModel
                 if (name == "reward_transform_matrix")
                     for (var i = 0; i < n; i++)
                         values[i] = i / Head.NumObjectives == i % Head.NumObjectives ? 1f : 0f;
-                w.Add(name, name.StartsWith("model.", StringComparison.Ordinal) ? TensorDType.BF16 : TensorDType.F32, shape, values);
+                w.Add(name, name.StartsWith("model.", StringComparison.Ordinal) ? ElementType.BFloat16 : ElementType.Float, shape, values);
             }
             w.Complete(Config, Head);
         }
-        ModelExporter.Export(CheckpointDirectory, ModelDirectory, new ExportOptions { DType = "fp32", GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
+        ModelExporter.Export(CheckpointDirectory, ModelDirectory, new ExportOptions { Precision = ExportPrecision.Fp32, GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
         ExportInt8();
     }
 
     private static void ExportInt8() =>
         ModelExporter.Export(CheckpointDirectory, Int8ModelDirectory,
-            new ExportOptions { DType = "int8", GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern, Overwrite = true });
+            new ExportOptions { Precision = ExportPrecision.Parse("int8"), GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern, Overwrite = true });
 
     /// <summary>B chat-shaped rows of exactly T tokens (header, prompt, gating pattern, response, eot), ids below 128000.</summary>
     public static int[][] Rows(int b, int t, int seed = 1)

@@ -15,7 +15,7 @@ namespace OnnxReward.Benchmarks;
 public class TokenizerBenchmarks
 {
     private Llama3Tokenizer _tokenizer = null!;
-    private ConversationEncoder _encoder = null!;
+    private InputEncoder _encoder = null!;
     private string[] _texts = [];
     private Conversation[] _conversations = [];
 
@@ -27,7 +27,7 @@ public class TokenizerBenchmarks
     {
         var shared = SharedPaths.Shared();
         _tokenizer = Llama3Tokenizer.FromDirectory(Path.Combine(shared, "reference", "armorm-tiny"));
-        _encoder = ConversationEncoder.Load(Path.Combine(shared, "reference", "armorm-tiny"));
+        _encoder = InputEncoder.Load(Path.Combine(shared, "reference", "armorm-tiny"));
         var texts = new List<string>();
         var conversations = new List<Conversation>();
         foreach (var file in Directory.GetFiles(Path.Combine(shared, "data", "preferences"), "*.jsonl"))
@@ -61,7 +61,7 @@ public class TokenizerBenchmarks
     {
         long tokens = 0;
         for (var i = 0; i < _conversations.Length; i++)
-            tokens += _encoder.Encode(_conversations[i], i).InputIds.Length;
+            tokens += _encoder.Encode(_conversations[i], i).TokenCount;
         return tokens;
     }
 }

@@ -2,12 +2,16 @@ namespace OnnxReward;
 
 /// <summary>
 /// The reward of one conversation: the gated score, the named objective rewards and gating weights that explain it,
-/// and its standard deviation when the model carries a posterior.
+/// and its standard deviation when the model carries a posterior. For a sequence-classification reward model
+/// (Skywork-Reward, FsfairX, …) the score is its one logit, <see cref="Logits"/> holds the head's raw output, and there
+/// are no objectives, gating weights or standard deviation.
 /// </summary>
 public sealed class RewardScore
 {
-    internal RewardScore(float score, float[] rewards, float[] gating, float? scoreStd, int tokenCount, IReadOnlyList<string> names)
+    internal RewardScore(float score, float[] rewards, float[] gating, float? scoreStd, int tokenCount, IReadOnlyList<string> names,
+        float[]? logits = null)
     {
+        Logits = logits ?? [];
         Score = score;
         RewardValues = rewards;
         GatingValues = gating;
@@ -16,7 +20,7 @@ public sealed class RewardScore
         ObjectiveNames = names;
     }
 
-    /// <summary>score = Σ_k gating_k · (rewards · T)_k (armorm.md §1.3).</summary>
+    /// <summary>ArmoRM: score = Σ_k gating_k · (rewards · T)_k (armorm.md §1.3). A sequence classifier: its logit.</summary>
     public float Score { get; }
 
     /// <summary>Standard deviation of <see cref="Score"/> under the head's posterior (fixed gating); null when the
@@ -26,7 +30,11 @@ public sealed class RewardScore
     /// <summary>Tokens scored (after the chat template and any truncation policy).</summary>
     public int TokenCount { get; }
 
-    /// <summary>Objective names, in the model's fixed order.</summary>
+    /// <summary>The sequence-classification head's logits (num_labels values; <see cref="Score"/> is the one logit of a
+    /// reward model); empty for an ArmoRM model, whose score is gated.</summary>
+    public IReadOnlyList<float> Logits { get; }
+
+    /// <summary>Objective names, in the model's fixed order (empty for a sequence classifier).</summary>
     public IReadOnlyList<string> ObjectiveNames { get; }
 
     /// <summary>Objective rewards in <see cref="ObjectiveNames"/> order (before the transform matrix).</summary>

@@ -37,6 +37,8 @@ internal static class SharedData
     public static string ArmormTiny => PathOf("reference", "armorm-tiny");
     public static string Stories260K => PathOf("reference", "llama2c-stories260k");
     public static string Llama3Tokenizer => PathOf("tokenizers", "llama3");
+    public static string SkyworkLlama31Tiny => PathOf("reference", "skywork-llama31-tiny");
+    public static string SkyworkQwen3Tiny => PathOf("reference", "skywork-qwen3-tiny");
 
     /// <summary>A fresh temporary folder, deleted by the caller (or left under /tmp).</summary>
     public static string NewTempDirectory(string prefix = "onnxreward-test")

@@ -37,6 +37,20 @@ public class ExportCommandTests
     }
 
     [Test]
+    public void NoValidateSkipsOnlyTheLoadCheck_TheModelIsStillWholeAndScores()
+    {
+        var outDir = Path.Combine(SharedData.NewTempDirectory(), "model");
+        var (code, stdout, stderr) = Cli("export", SharedData.ArmormTiny, "--out", outDir, "--no-validate");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("not validated").And.Contain("--no-validate"), "the summary says the load check was skipped");
+        using var model = RewardModel.Load(outDir, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cpu });
+        Assert.That(float.IsFinite(model.Score(Conversation.FromPromptResponse("Hi", "Hello!")).Score), "the skipped check was not needed here");
+        (code, _, stderr) = Cli("export", Path.Combine(SharedData.NewTempDirectory(), "missing"), "--out", outDir + "2", "--no-validate");
+        Assert.That(code, Is.Not.Zero, "checkpoint checks still run");
+        Assert.That(Directory.Exists(outDir + "2"), Is.False, "and nothing is written for a bad checkpoint");
+    }
+
+    [Test]
     public void Int4WithABlockSize_RecordsTheQuantizationInTheManifest_AndABadBlockSizeIsRefused()
     {
         var outDir = Path.Combine(SharedData.NewTempDirectory(), "model");
@@ -44,7 +58,7 @@ public class ExportCommandTests
         Assert.That(code, Is.Zero, stderr);
         Assert.That(stdout, Does.Contain("MatMulNBits, 4-bit, block 64"));
         var q = RewardModelManifest.Load(outDir).Quantization!;
-        Assert.That((q.Method, q.Bits, q.BlockSize, q.AccuracyLevel), Is.EqualTo(("MatMulNBits", 4, (int?)64, (int?)4)));
+        Assert.That((q.Method, q.Bits, q.BlockSize, q.AccuracyLevel), Is.EqualTo(("MatMulNBits", 4, (int?)64, (int?)1)), "int4 on the CPU: accuracy level 1 by default (least memory)");
 
         (code, _, stderr) = Cli("export", SharedData.ArmormTiny, "--out", Path.Combine(SharedData.NewTempDirectory(), "m"), "--dtype", "int4", "--block-size", "48");
         Assert.That(code, Is.Not.Zero);

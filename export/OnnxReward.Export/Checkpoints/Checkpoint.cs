@@ -11,6 +11,10 @@ public sealed partial class Checkpoint : IDisposable
 
     public RewardHeadConfig? Head { get; init; }
 
+    /// <summary>The sequence-classification head (<c>score.weight</c>), or null. At most one of <see cref="Head"/> and
+    /// this is set.</summary>
+    public ClassifierHeadConfig? Classifier { get; init; }
+
     public required ITensorSource Tensors { get; init; }
 
     /// <summary><c>huggingface</c> or <c>llama2c</c>.</summary>

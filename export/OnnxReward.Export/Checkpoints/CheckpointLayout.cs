@@ -5,11 +5,14 @@ namespace OnnxReward.Export.Checkpoints;
 /// a checkpoint that contradicts config.json fails at open, naming the tensor, not halfway through an export.
 /// D = hidden, F = intermediate, V = vocab, H/Hkv = heads, Dh = head size, K = objectives, G = gating hidden.
 /// </summary>
-internal static class CheckpointLayout
+public static class CheckpointLayout
 {
     public const string PosteriorFactor = "posterior.regression_factor";
 
-    public static IEnumerable<(string Name, long[] Shape, string Because)> Expected(LlamaConfig c, RewardHeadConfig? head)
+    public const string ScoreWeight = "score.weight";
+
+    public static IEnumerable<(string Name, long[] Shape, string Because)> Expected(LlamaConfig c, RewardHeadConfig? head,
+        ClassifierHeadConfig? classifier = null)
     {
         long d = c.HiddenSize, f = c.IntermediateSize, v = c.VocabSize, dh = c.HeadDim;
         long q = c.NumAttentionHeads * dh, kv = c.NumKeyValueHeads * dh;
@@ -22,12 +25,19 @@ internal static class CheckpointLayout
             yield return (p + "self_attn.k_proj.weight", [kv, d], "num_key_value_heads·head_dim × hidden_size");
             yield return (p + "self_attn.v_proj.weight", [kv, d], "num_key_value_heads·head_dim × hidden_size");
             yield return (p + "self_attn.o_proj.weight", [d, q], "hidden_size × num_attention_heads·head_dim");
+            if (c.QkNorm)
+            {
+                yield return (p + "self_attn.q_norm.weight", [dh], "head_dim");
+                yield return (p + "self_attn.k_norm.weight", [dh], "head_dim");
+            }
             yield return (p + "post_attention_layernorm.weight", [d], "hidden_size");
             yield return (p + "mlp.gate_proj.weight", [f, d], "intermediate_size × hidden_size");
             yield return (p + "mlp.up_proj.weight", [f, d], "intermediate_size × hidden_size");
             yield return (p + "mlp.down_proj.weight", [d, f], "hidden_size × intermediate_size");
         }
         yield return ("model.norm.weight", [d], "hidden_size");
+        if (classifier is not null)
+            yield return (ScoreWeight, [classifier.NumLabels, d], "num_labels × hidden_size");
         if (head is null)
             yield break;
         long k = head.NumObjectives, g = head.GatingHiddenDim;
@@ -46,9 +56,10 @@ internal static class CheckpointLayout
     }
 
     /// <summary>Checks names and shapes; all missing (or unexpected) tensors are named in one message.</summary>
-    public static void Validate(string location, LlamaConfig config, RewardHeadConfig? head, ITensorSource source)
+    public static void Validate(string location, LlamaConfig config, RewardHeadConfig? head, ITensorSource source,
+        ClassifierHeadConfig? classifier = null)
     {
-        var expected = Expected(config, head).ToList();
+        var expected = Expected(config, head, classifier).ToList();
         var names = expected.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var missing = expected.Where(e => !source.Contains(e.Name)).Select(e => e.Name).ToList();
         if (missing.Count > 0)
@@ -73,9 +84,9 @@ internal static class CheckpointLayout
                                                  && !n.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
         if (unexpected.Count > 0)
             throw new CheckpointException(
-                $"{location} holds {unexpected.Count} tensor(s) that a Llama{(head is null ? "" : " + ArmoRM head")} checkpoint with this " +
-                $"config.json does not have: {Preview(unexpected)}. This is another architecture (or biases Llama lacks); " +
-                "OnnxReward exports LlamaModel / LlamaForRewardModelWithGating checkpoints only.", location, unexpected[0]);
+                $"{location} holds {unexpected.Count} tensor(s) that a {config.Family}{(head is not null ? " + ArmoRM head" : classifier is not null ? " + score head" : "")} " +
+                $"checkpoint with this config.json does not have: {Preview(unexpected)}. This is another architecture (or biases the " +
+                $"family lacks); OnnxReward exports {ModelArchitectures.SupportedList} checkpoints.", location, unexpected[0]);
 
         if (source.Contains("lm_head.weight") && !source.GetInfo("lm_head.weight").Shape.SequenceEqual(new long[] { config.VocabSize, config.HiddenSize }))
             throw new CheckpointException(

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using OnnxReward.Model;
 
 namespace OnnxReward.Export.Checkpoints;
 
@@ -9,7 +10,7 @@ namespace OnnxReward.Export.Checkpoints;
 /// <c>*.safetensors</c> with <c>model.safetensors.index.json</c>. Every shard is opened and validated; the index
 /// and the shards must agree tensor by tensor.
 /// </summary>
-internal static class HuggingFaceCheckpoint
+public static class HuggingFaceCheckpoint
 {
     public const string ConfigFile = "config.json";
     public const string IndexFile = "model.safetensors.index.json";
@@ -22,18 +23,19 @@ internal static class HuggingFaceCheckpoint
             throw new CheckpointException(
                 $"{folder} has no {ConfigFile}: a Hugging Face checkpoint folder needs config.json beside its safetensors.",
                 configPath);
-        var (config, head) = ReadConfig(configPath);
+        var (config, head, classifier) = ReadConfig(configPath);
         var source = OpenTensors(folder);
         try
         {
             var hasPosterior = source.Contains(CheckpointLayout.PosteriorFactor);
             if (head is not null && hasPosterior)
                 head = head with { HasPosterior = true };
-            CheckpointLayout.Validate(folder, config, head, source);
+            CheckpointLayout.Validate(folder, config, head, source, classifier);
             return new Checkpoint
             {
                 Config = config,
                 Head = head,
+                Classifier = classifier,
                 Tensors = source,
                 Format = "huggingface",
                 SourceFiles = [configPath, .. source.Files.Select(f => f.Path), .. IndexIfAny(folder)],
@@ -55,7 +57,7 @@ internal static class HuggingFaceCheckpoint
 
     // ---- config.json ------------------------------------------------------------------------------------------------
 
-    public static (LlamaConfig Config, RewardHeadConfig? Head) ReadConfig(string path)
+    public static (LlamaConfig Config, RewardHeadConfig? Head, ClassifierHeadConfig? Classifier) ReadConfig(string path)
     {
         JsonDocument doc;
         try
@@ -82,7 +84,7 @@ internal static class HuggingFaceCheckpoint
         }
     }
 
-    private static (LlamaConfig Config, RewardHeadConfig? Head) ReadConfig(string path, JsonElement root)
+    private static (LlamaConfig Config, RewardHeadConfig? Head, ClassifierHeadConfig? Classifier) ReadConfig(string path, JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object)
             throw new CheckpointException($"{path} holds JSON {root.ValueKind}, expected an object. Fix config.json.", path);
@@ -115,15 +117,17 @@ internal static class HuggingFaceCheckpoint
                 : throw new CheckpointException($"{path}: '{key}' is {v.GetRawText()}, expected a token id. Fix config.json.", path);
         }
 
-        if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind != JsonValueKind.Null)
-            throw new CheckpointException(
-                $"{path}: rope_scaling {rs.GetRawText()} is not supported (only plain RoPE, as in Llama-3-8B and ArmoRM). " +
-                "Export a checkpoint without rope_scaling.", path);
+        var architecture = ModelArchitectures.Read(path, root);
+        var ropeScaling = ReadRopeScaling(path, root);
         if (root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True)
-            throw new CheckpointException($"{path}: attention_bias true is not supported (Llama has none).", path);
+            throw new CheckpointException($"{path}: attention_bias true is not supported (Llama and Qwen3 have none).", path);
         if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind != JsonValueKind.Null
             && (act.ValueKind != JsonValueKind.String || act.GetString() is not "silu") && act.GetRawText() is var a)
-            throw new CheckpointException($"{path}: hidden_act {a} is not supported; Llama uses \"silu\".", path);
+            throw new CheckpointException($"{path}: hidden_act {a} is not supported; Llama and Qwen3 use \"silu\".", path);
+        if (root.TryGetProperty("use_sliding_window", out var sw) && sw.ValueKind == JsonValueKind.True)
+            throw new CheckpointException(
+                $"{path}: use_sliding_window true is not supported (the graph attends over the whole sequence); Qwen3 reward " +
+                "models have it false.", path);
 
         var heads = Int("num_attention_heads");
         var config = new LlamaConfig
@@ -141,10 +145,13 @@ internal static class HuggingFaceCheckpoint
             PadTokenId = OptionalId("pad_token_id"),
             BosTokenId = OptionalId("bos_token_id"),
             EosTokenId = OptionalId("eos_token_id"),
+            ExplicitHeadDim = root.TryGetProperty("head_dim", out var hd) && hd.ValueKind != JsonValueKind.Null ? Int("head_dim") : null,
+            RopeScaling = ropeScaling,
+            Family = architecture.Family,
         };
         if (ConfigBounds.Violation(config, null) is { } outOfBounds)       // before anything is sized from the config
             throw new CheckpointException($"{path}: {outOfBounds}. Fix config.json.", path);
-        if (config.HiddenSize % config.NumAttentionHeads != 0)
+        if (config.ExplicitHeadDim is null && config.HiddenSize % config.NumAttentionHeads != 0)
             throw new CheckpointException(
                 $"{path}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}. Fix config.json.", path);
         if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
@@ -154,6 +161,16 @@ internal static class HuggingFaceCheckpoint
             throw new CheckpointException($"{path}: head_dim {config.HeadDim} is odd; RoPE needs an even head size.", path);
 
         RewardHeadConfig? head = null;
+        ClassifierHeadConfig? classifier = architecture.Head == ModelArchitectures.HeadKind.SequenceClassification
+            ? ReadClassifier(path, root) : null;
+        if (architecture.Head == ModelArchitectures.HeadKind.ArmoRm && !root.TryGetProperty("num_objectives", out _))
+            throw new CheckpointException(
+                $"{path}: architectures names {architecture.Name}, but config.json has no 'num_objectives' (the ArmoRM head's " +
+                "size). Use the config.json that came with the checkpoint.", path);
+        if (architecture.Head != ModelArchitectures.HeadKind.ArmoRm && root.TryGetProperty("num_objectives", out _))
+            throw new CheckpointException(
+                $"{path}: config.json has 'num_objectives' (an ArmoRM head) but architectures names {architecture.Name}. " +
+                "Make them agree (ArmoRM checkpoints are LlamaForRewardModelWithGating).", path);
         if (root.TryGetProperty("num_objectives", out _))
         {
             string[]? names = null;
@@ -182,7 +199,74 @@ internal static class HuggingFaceCheckpoint
         }
         if (ConfigBounds.Violation(config, head) is { } problem)
             throw new CheckpointException($"{path}: {problem}. Fix config.json.", path);
-        return (config, head);
+        return (config, head, classifier);
+    }
+
+    /// <summary><c>rope_scaling</c>: null (plain RoPE) or Llama-3.1's <c>llama3</c> type; every other type is refused
+    /// naming it and what is supported.</summary>
+    private static Llama3RopeScaling? ReadRopeScaling(string path, JsonElement root)
+    {
+        if (!root.TryGetProperty("rope_scaling", out var rs) || rs.ValueKind == JsonValueKind.Null)
+            return null;
+        if (rs.ValueKind != JsonValueKind.Object)
+            throw new CheckpointException($"{path}: rope_scaling is {rs.GetRawText()}, expected an object or null. Fix config.json.", path);
+        // transformers reads "rope_type" and falls back to the legacy "type".
+        var type = rs.TryGetProperty("rope_type", out var t) || rs.TryGetProperty("type", out t) ? t : default;
+        var name = type.ValueKind == JsonValueKind.String ? type.GetString() : type.ValueKind == JsonValueKind.Undefined ? null : type.GetRawText();
+        if (name is "default")
+            return null;
+        if (name is not "llama3")
+            throw new CheckpointException(
+                $"{path}: rope_scaling type {(name is null ? "(missing)" : $"'{name}'")} is not supported. Supported: plain RoPE " +
+                "(rope_scaling null or type 'default': Llama-3, ArmoRM, Qwen3) and type 'llama3' (Llama-3.1 / 3.2 / 3.3); " +
+                "linear, dynamic, yarn and longrope scaling are not implemented.", path);
+        double Number(string key)
+        {
+            if (!rs.TryGetProperty(key, out var v) || v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var d) || !double.IsFinite(d) || d <= 0)
+                throw new CheckpointException(
+                    $"{path}: rope_scaling type 'llama3' needs a positive number '{key}' (found {(rs.TryGetProperty(key, out var f) ? f.GetRawText() : "none")}). " +
+                    "Fix config.json.", path);
+            return d;
+        }
+        var factor = Number("factor");
+        var low = Number("low_freq_factor");
+        var high = Number("high_freq_factor");
+        var original = Number("original_max_position_embeddings");
+        if (high <= low)
+            throw new CheckpointException(
+                $"{path}: rope_scaling has high_freq_factor {high} ≤ low_freq_factor {low}; the llama3 interpolation divides by their " +
+                "difference. Fix config.json.", path);
+        if (original != Math.Floor(original) || original > ConfigBounds.MaxPositions)
+            throw new CheckpointException(
+                $"{path}: rope_scaling original_max_position_embeddings {original} is not a position count. Fix config.json.", path);
+        return new Llama3RopeScaling(factor, low, high, (int)original);
+    }
+
+    /// <summary>The classifier head's labels: <c>id2label</c> (index → name), else <c>num_labels</c>, else one label.</summary>
+    private static ClassifierHeadConfig ReadClassifier(string path, JsonElement root)
+    {
+        var names = new SortedDictionary<int, string>();
+        if (root.TryGetProperty("id2label", out var map) && map.ValueKind == JsonValueKind.Object)
+            foreach (var p in map.EnumerateObject())
+            {
+                if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i)
+                    || i < 0 || i >= ModelBounds.MaxObjectives || p.Value.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(p.Value.GetString()))
+                    throw new CheckpointException(
+                        $"{path}: id2label holds \"{p.Name}\": {p.Value.GetRawText()}, expected a label index and a name. Fix config.json.", path);
+                names[i] = p.Value.GetString()!;
+            }
+        var count = names.Count;
+        if (root.TryGetProperty("num_labels", out var nl) && nl.ValueKind == JsonValueKind.Number)
+            count = nl.TryGetInt32(out var n) && n >= 1 && n <= ModelBounds.MaxObjectives ? n
+                : throw new CheckpointException($"{path}: num_labels is {nl.GetRawText()}, expected 1 to {ModelBounds.MaxObjectives}. Fix config.json.", path);
+        if (count == 0)
+            count = 1;               // neither key: a hand-written config; one logit, and score.weight's shape must agree
+        if (names.Count > 0 && (names.Count != count || names.Keys.Max() != count - 1))
+            throw new CheckpointException(
+                $"{path}: id2label names {names.Count} labels (indices {string.Join(", ", names.Keys)}) but the head has {count}. " +
+                "Make id2label and num_labels agree.", path);
+        var labels = Enumerable.Range(0, count).Select(i => names.TryGetValue(i, out var name) ? name : $"LABEL_{i}").ToList();
+        return new ClassifierHeadConfig { NumLabels = count, LabelNames = labels };
     }
 
     // ---- tensors ----------------------------------------------------------------------------------------------------
@@ -305,7 +389,7 @@ internal sealed class ShardedTensorSource : ITensorSource
         var info = file.GetInfo(name);
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"'{name}' has {info.ElementCount} elements; the destination holds {destination.Length}.", nameof(destination));
-        if (info.DType == TensorDType.F32)
+        if (info.DType == ElementType.Float)
         {
             file.Read(name, 0, MemoryMarshal.AsBytes(destination));
             return;
@@ -320,7 +404,7 @@ internal sealed class ShardedTensorSource : ITensorSource
                 var n = (int)Math.Min(chunk, info.ElementCount - start);
                 var bytes = buffer.AsSpan(0, n * info.ElementSize);
                 file.Read(name, start, bytes);
-                Float32Conversion.Convert(bytes, info.DType, destination.Slice((int)start, n));
+                ElementConversion.ToFloat32(bytes, info.DType, destination.Slice((int)start, n));
             }
         }
         finally

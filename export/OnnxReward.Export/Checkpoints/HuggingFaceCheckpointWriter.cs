@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -11,7 +10,7 @@ namespace OnnxReward.Export.Checkpoints;
 /// shard's header is written when the shard closes, so memory stays bounded by one tensor.
 /// <code>
 /// using var w = new HuggingFaceCheckpointWriter(dir, maxShardBytes: 2L &lt;&lt; 30);
-/// w.Add("model.norm.weight", TensorDType.BF16, [64], values);
+/// w.Add("model.norm.weight", ElementType.BFloat16, [64], values);
 /// w.Complete(config, head);
 /// </code>
 /// </summary>
@@ -28,7 +27,7 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
     {
         public required string TempDataPath { get; init; }
         public required FileStream Data { get; init; }
-        public List<(string Name, TensorDType DType, long[] Shape, long Begin, long End)> Tensors { get; } = [];
+        public List<(string Name, ElementType DType, long[] Shape, long Begin, long End)> Tensors { get; } = [];
     }
 
     public HuggingFaceCheckpointWriter(string folder, long maxShardBytes = 5L << 30)
@@ -40,13 +39,14 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
         _maxShardBytes = maxShardBytes;
     }
 
-    /// <summary>Adds a tensor given as float32 values, stored as <paramref name="dtype"/> (round-to-nearest-even).</summary>
-    public void Add(string name, TensorDType dtype, long[] shape, ReadOnlySpan<float> values)
+    /// <summary>Adds a tensor given as float32 values, stored as <paramref name="dtype"/> (F32, F16 or BF16;
+    /// round-to-nearest-even, <see cref="ElementConversion"/>).</summary>
+    public void Add(string name, ElementType dtype, long[] shape, ReadOnlySpan<float> values)
     {
-        var count = Check(name, shape);
+        var count = Check(name, dtype, shape);
         if (values.Length != count)
             throw new ArgumentException($"tensor '{name}' has shape [{string.Join(", ", shape)}] = {count} elements but {values.Length} values were given.", nameof(values));
-        var size = dtype == TensorDType.F32 ? 4 : 2;
+        var size = dtype.Size();
         var shard = ShardFor(name, checked(count * size));
         var begin = shard.Data.Position;
         const int chunk = 1 << 16;
@@ -55,27 +55,28 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
         {
             var part = values.Slice(start, Math.Min(chunk, values.Length - start));
             var bytes = buffer.AsSpan(0, part.Length * size);
-            Encode(part, dtype, bytes);
+            ElementConversion.FromFloat32(part, dtype, bytes);
             shard.Data.Write(bytes);
         }
         shard.Tensors.Add((name, dtype, shape, begin, shard.Data.Position));
     }
 
     /// <summary>Adds a tensor from its raw little-endian bytes, exactly as given.</summary>
-    public void AddRaw(string name, TensorDType dtype, long[] shape, ReadOnlySpan<byte> data)
+    public void AddRaw(string name, ElementType dtype, long[] shape, ReadOnlySpan<byte> data)
     {
-        var count = Check(name, shape);
-        var bytes = checked(count * (dtype == TensorDType.F32 ? 4 : 2));
+        var count = Check(name, dtype, shape);
+        var bytes = checked(count * dtype.Size());
         if (data.Length != bytes)
-            throw new ArgumentException($"tensor '{name}' ({dtype} [{string.Join(", ", shape)}]) needs {bytes} bytes but {data.Length} were given.", nameof(data));
+            throw new ArgumentException($"tensor '{name}' ({dtype.SafetensorsName()} [{string.Join(", ", shape)}]) needs {bytes} bytes but {data.Length} were given.", nameof(data));
         var shard = ShardFor(name, bytes);
         var begin = shard.Data.Position;
         shard.Data.Write(data);
         shard.Tensors.Add((name, dtype, shape, begin, shard.Data.Position));
     }
 
-    /// <summary>Writes config.json, the shard files and (for more than one shard) the index; returns the folder.</summary>
-    public string Complete(LlamaConfig config, RewardHeadConfig? head, string torchDtype = "float32")
+    /// <summary>Writes config.json (<paramref name="torchDtype"/> as its torch_dtype), the shard files and (for more
+    /// than one shard) the index; returns the folder.</summary>
+    public string Complete(LlamaConfig config, RewardHeadConfig? head, ElementType torchDtype = ElementType.Float)
     {
         ObjectDisposedException.ThrowIf(_completed, this);
         _completed = true;
@@ -109,7 +110,7 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// <summary>config.json with transformers' LlamaConfig keys, plus ArmoRM's head keys when there is a head.</summary>
-    public static string ConfigJson(LlamaConfig c, RewardHeadConfig? head, string torchDtype = "float32")
+    public static string ConfigJson(LlamaConfig c, RewardHeadConfig? head, ElementType torchDtype = ElementType.Float)
     {
         var o = new JsonObject
         {
@@ -128,7 +129,7 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
             ["rope_scaling"] = null,
             ["max_position_embeddings"] = c.MaxPositionEmbeddings,
             ["tie_word_embeddings"] = c.TieWordEmbeddings,
-            ["torch_dtype"] = torchDtype,
+            ["torch_dtype"] = torchDtype.TorchName(),
         };
         if (c.PadTokenId is { } pad) o["pad_token_id"] = pad;
         if (c.BosTokenId is { } bos) o["bos_token_id"] = bos;
@@ -145,10 +146,12 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
         return o.ToJsonString(Indented);
     }
 
-    private long Check(string name, long[] shape)
+    private long Check(string name, ElementType dtype, long[] shape)
     {
         ObjectDisposedException.ThrowIf(_completed, this);
         ArgumentException.ThrowIfNullOrEmpty(name);
+        if (!dtype.IsCheckpointFloat())
+            throw new ArgumentException($"tensor '{name}' is {dtype}; a checkpoint stores F32, F16 or BF16 (what Checkpoint.Open reads).", nameof(dtype));
         if (name == "__metadata__" || !_names.Add(name))
             throw new ArgumentException($"tensor '{name}' was already added (or is a reserved name).", nameof(name));
         if (shape.Any(d => d < 0))
@@ -173,7 +176,7 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
         foreach (var t in shard.Tensors)
             header[t.Name] = new JsonObject
             {
-                ["dtype"] = t.DType.ToString(),
+                ["dtype"] = t.DType.SafetensorsName(),
                 ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode?)d).ToArray()),
                 ["data_offsets"] = new JsonArray(t.Begin, t.End),
             };
@@ -193,40 +196,6 @@ public sealed class HuggingFaceCheckpointWriter : IDisposable
         }
         shard.Data.Dispose();
         File.Delete(shard.TempDataPath);
-    }
-
-    internal static void Encode(ReadOnlySpan<float> values, TensorDType dtype, Span<byte> destination)
-    {
-        switch (dtype)
-        {
-            case TensorDType.F32:
-                MemoryMarshal.AsBytes(values).CopyTo(destination);
-                break;
-            case TensorDType.F16:
-            {
-                var d = MemoryMarshal.Cast<byte, Half>(destination);
-                for (var i = 0; i < values.Length; i++)
-                    d[i] = (Half)values[i];                           // IEEE round-to-nearest-even
-                break;
-            }
-            case TensorDType.BF16:
-            {
-                var d = MemoryMarshal.Cast<byte, ushort>(destination);
-                var s = MemoryMarshal.Cast<float, uint>(values);
-                for (var i = 0; i < values.Length; i++)
-                    d[i] = ToBFloat16(s[i]);
-                break;
-            }
-        }
-    }
-
-    /// <summary>float32 bits → bfloat16 bits, round-to-nearest-even; NaN stays a (quiet) NaN with its sign.</summary>
-    internal static ushort ToBFloat16(uint bits)
-    {
-        if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
-            return (ushort)((bits >> 16) | 0x0040);
-        var rounding = 0x7FFFu + ((bits >> 16) & 1);
-        return (ushort)((bits + rounding) >> 16);
     }
 
     public void Dispose()

@@ -80,7 +80,7 @@ internal sealed class Llama2cCheckpoint : ITensorSource
         long offset = HeaderBytes;
         void Add(string name, long[] shape, int permuteHeads = 0)
         {
-            var info = new TensorInfo(name, TensorDType.F32, shape);
+            var info = new TensorInfo(name, ElementType.Float, shape);
             _entries[name] = new Entry(info, offset, permuteHeads);
             offset = checked(offset + info.ElementCount * 4);
         }

@@ -22,8 +22,46 @@ public sealed record LlamaConfig
     public int? BosTokenId { get; init; }                    // bos_token_id
     public int? EosTokenId { get; init; }                    // eos_token_id
 
-    /// <summary>Dh = D / H.</summary>
-    public int HeadDim => HiddenSize / NumAttentionHeads;
+    /// <summary>config.json's <c>head_dim</c> when given (Qwen3: 128 with D / H = 64); null means D / H.</summary>
+    public int? ExplicitHeadDim { get; init; }              // head_dim
+
+    /// <summary>Dh: <see cref="ExplicitHeadDim"/>, else D / H.</summary>
+    public int HeadDim => ExplicitHeadDim ?? HiddenSize / NumAttentionHeads;
+
+    /// <summary>Llama-3.1's <c>rope_scaling</c> of type <c>llama3</c>; null for plain RoPE.</summary>
+    public Llama3RopeScaling? RopeScaling { get; init; }    // rope_scaling
+
+    /// <summary>The backbone family (<see cref="ModelFamily"/>): which config keys and per-family graph parts apply.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.Llama;
+
+    /// <summary>Qwen3: per-head RMSNorm of q and k (<c>self_attn.q_norm</c> / <c>k_norm</c>, weight [Dh]) before RoPE.</summary>
+    public bool QkNorm => Family == ModelFamily.Qwen3;
+}
+
+/// <summary>The backbone families the exporter supports: the shared Llama-style block plus what a family changes.</summary>
+public enum ModelFamily
+{
+    /// <summary>Llama / Llama-3 / Llama-3.1 (<c>model_type</c> llama).</summary>
+    Llama,
+
+    /// <summary>Qwen3 (<c>model_type</c> qwen3): q_norm / k_norm before RoPE, explicit head_dim.</summary>
+    Qwen3,
+}
+
+/// <summary>
+/// Llama-3.1's RoPE scaling (transformers <c>_compute_llama3_parameters</c>): with wavelen_i = 2π / f_i,
+/// frequencies with wavelen below original / high_freq_factor are kept, those above original / low_freq_factor are
+/// divided by factor, and the band between is interpolated with s = (original / wavelen − low) / (high − low).
+/// </summary>
+public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositionEmbeddings);
+
+/// <summary>The sequence-classification head (<c>*ForSequenceClassification</c>): <c>score.weight</c> [L, D], no bias,
+/// applied to the final hidden state at the pooled token (transformers' rule: the rightmost token that is not
+/// pad_token_id). L = num_labels (config: <c>id2label</c>), with label names in index order.</summary>
+public sealed record ClassifierHeadConfig
+{
+    public required int NumLabels { get; init; }
+    public required IReadOnlyList<string> LabelNames { get; init; }
 }
 
 /// <summary>
@@ -115,9 +153,11 @@ public static class ConfigBounds
                     _ => " (no released model comes near it)",
                 };
         }
-        var rotary = (long)c.MaxPositionEmbeddings * (c.HiddenSize / c.NumAttentionHeads);
+        if (c.ExplicitHeadDim is { } explicitHeadDim && (explicitHeadDim < 2 || explicitHeadDim > MaxHiddenSize))
+            return $"'head_dim' is {explicitHeadDim}, outside [2, {MaxHiddenSize:N0}]";
+        var rotary = (long)c.MaxPositionEmbeddings * c.HeadDim;
         if (rotary > MaxRotaryElements)
-            return $"'max_position_embeddings' {c.MaxPositionEmbeddings:N0} × head_dim {c.HiddenSize / c.NumAttentionHeads} = {rotary:N0} " +
+            return $"'max_position_embeddings' {c.MaxPositionEmbeddings:N0} × head_dim {c.HeadDim} = {rotary:N0} " +
                    $"rotary-table entries, over the bound of {MaxRotaryElements:N0}";
         return null;
     }

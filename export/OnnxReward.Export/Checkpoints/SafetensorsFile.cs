@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 
@@ -167,15 +166,11 @@ internal sealed class SafetensorsFile : IDisposable
             throw Bad("is not an object with dtype, shape and data_offsets");
         if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw Bad("has no string 'dtype'");
-        var dtype = dt.GetString() switch
-        {
-            "F32" => TensorDType.F32,
-            "F16" => TensorDType.F16,
-            "BF16" => TensorDType.BF16,
-            var other => throw new CheckpointException(
-                $"{path}: tensor '{name}' has dtype {other}; only F32, F16 and BF16 are supported. Convert the checkpoint to one of them.",
-                path, name),
-        };
+        var dtypeName = dt.GetString();
+        if (!ElementTypes.TryParseSafetensors(dtypeName, out var dtype) || !dtype.IsCheckpointFloat())
+            throw new CheckpointException(
+                $"{path}: tensor '{name}' has dtype {dtypeName}; only F32, F16 and BF16 are supported. Convert the checkpoint to one of them.",
+                path, name);
         if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw Bad("has no 'shape' array");
         var shape = new long[sh.GetArrayLength()];
@@ -207,7 +202,7 @@ internal sealed class SafetensorsFile : IDisposable
                 "The file is truncated or its header corrupt: download or write it again.", path, name, begin);
         if (end - begin != bytes)
             throw new CheckpointException(
-                $"{path}: tensor '{name}' ({dtype} {info.ShapeText}) needs {bytes} bytes but its data_offsets [{begin}, {end}] span {end - begin}. " +
+                $"{path}: tensor '{name}' ({dtype.SafetensorsName()} {info.ShapeText}) needs {bytes} bytes but its data_offsets [{begin}, {end}] span {end - begin}. " +
                 "The header is corrupt: write the file again.", path, name, begin);
         return (info, begin, end);
     }
@@ -252,36 +247,5 @@ internal sealed class SafetensorsFile : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         _file.Dispose();
-    }
-}
-
-/// <summary>Element conversions to float32 (exact for F16 and BF16).</summary>
-internal static class Float32Conversion
-{
-    public static void Convert(ReadOnlySpan<byte> source, TensorDType dtype, Span<float> destination)
-    {
-        switch (dtype)
-        {
-            case TensorDType.F32:
-                MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
-                break;
-            case TensorDType.BF16:
-            {
-                var s = MemoryMarshal.Cast<byte, ushort>(source);
-                var d = MemoryMarshal.Cast<float, uint>(destination);
-                for (var i = 0; i < s.Length; i++)
-                    d[i] = (uint)s[i] << 16;               // bf16 is the top half of a float32
-                break;
-            }
-            case TensorDType.F16:
-            {
-                var s = MemoryMarshal.Cast<byte, Half>(source);
-                for (var i = 0; i < s.Length; i++)
-                    destination[i] = (float)s[i];
-                break;
-            }
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null);
-        }
     }
 }

@@ -50,9 +50,9 @@ public static class SyntheticCheckpoint
         {
             foreach (var (name, shape, _) in CheckpointLayout.Expected(config, head))
             {
-                var dtype = name.StartsWith("model.", StringComparison.Ordinal) ? TensorDType.BF16 : TensorDType.F32;
+                var dtype = name.StartsWith("model.", StringComparison.Ordinal) ? ElementType.BFloat16 : ElementType.Float;
                 var count = shape.Aggregate(1L, (a, b) => a * b);
-                var n = checked((int)(count * (dtype == TensorDType.F32 ? 4 : 2)));
+                var n = checked((int)(count * dtype.Size()));
                 if (raw.Length < n) { raw = []; raw = GC.AllocateUninitializedArray<byte>(n); }
                 var (std, mean) = Distribution(name, shape, head);
                 Fill(raw.AsSpan(0, n), dtype, std, mean, ref state);
@@ -64,10 +64,10 @@ public static class SyntheticCheckpoint
                 w.AddRaw(name, dtype, shape, raw.AsSpan(0, n));
                 total += n;
                 if (name.EndsWith("down_proj.weight", StringComparison.Ordinal) || !name.StartsWith("model.layers.", StringComparison.Ordinal))
-                    log?.WriteLine($"  {name} {dtype} [{string.Join(", ", shape)}] ({total / 1e9:F2} GB so far)");
+                    log?.WriteLine($"  {name} {dtype.SafetensorsName()} [{string.Join(", ", shape)}] ({total / 1e9:F2} GB so far)");
             }
             raw = [];
-            w.Complete(config, head, torchDtype: "float32");
+            w.Complete(config, head, torchDtype: ElementType.Float);
         }
         return total;
     }
@@ -88,12 +88,12 @@ public static class SyntheticCheckpoint
     }
 
     /// <summary>Uniform values with the given mean and standard deviation (xorshift64), encoded as BF16 or F32.</summary>
-    private static void Fill(Span<byte> destination, TensorDType dtype, double std, double mean, ref ulong state)
+    private static void Fill(Span<byte> destination, ElementType dtype, double std, double mean, ref ulong state)
     {
         var half = (float)(Math.Sqrt(3) * std);
         var m = (float)mean;
         const float unit = 2.0f / (1UL << 24);
-        if (dtype == TensorDType.F32)
+        if (dtype == ElementType.Float)
         {
             var f = MemoryMarshal.Cast<byte, float>(destination);
             for (var i = 0; i < f.Length; i++)
@@ -107,7 +107,7 @@ public static class SyntheticCheckpoint
         for (var i = 0; i < b.Length; i++)
         {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-            b[i] = HuggingFaceCheckpointWriter.ToBFloat16(BitConverter.SingleToUInt32Bits(m + half * ((state >> 40) * unit - 1)));
+            b[i] = ElementConversion.ToBFloat16(BitConverter.SingleToUInt32Bits(m + half * ((state >> 40) * unit - 1)));
         }
     }
 }

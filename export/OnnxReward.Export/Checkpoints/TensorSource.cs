@@ -1,21 +1,13 @@
 namespace OnnxReward.Export.Checkpoints;
 
-/// <summary>Element types a checkpoint tensor may have on disk.</summary>
-public enum TensorDType
-{
-    F32,
-    F16,
-    BF16,
-}
-
-/// <summary>Name, on-disk dtype and shape of one tensor (Hugging Face naming, e.g. <c>model.layers.0.self_attn.q_proj.weight</c>).</summary>
-public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
+/// <summary>Name, on-disk dtype (F32, F16 or BF16) and shape of one tensor (Hugging Face naming, e.g. <c>model.layers.0.self_attn.q_proj.weight</c>).</summary>
+public sealed record TensorInfo(string Name, ElementType DType, long[] Shape)
 {
     /// <summary>Number of elements (product of the shape; 1 for a scalar).</summary>
     public long ElementCount => Shape.Aggregate(1L, (a, d) => checked(a * d));
 
     /// <summary>Bytes per element of <see cref="DType"/>.</summary>
-    public int ElementSize => DType == TensorDType.F32 ? 4 : 2;
+    public int ElementSize => DType.Size();
 
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }

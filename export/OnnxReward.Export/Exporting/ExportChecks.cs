@@ -69,8 +69,8 @@ internal static class ExportChecks
         if (!File.Exists(tokenizerJson)) return;       // token ids only: the manifest says so and text inputs get a clear error
         try
         {
-            var encoder = ConversationEncoder.Load(location, pattern.Count > 0 ? pattern : null);
-            var ids = encoder.Template is not null ? encoder.EncodeIds(Sample) : encoder.EncodeText("Hello, who are you?");
+            var encoder = InputEncoder.Load(location, new InputEncoderOptions { GatingTokenPattern = pattern.Count > 0 ? pattern : null });
+            var ids = encoder.Template is not null ? encoder.Encode(Sample, findGating: false).ToArray() : encoder.TokenizeText("Hello, who are you?");
             var outside = ids.FirstOrDefault(i => i >= c.VocabSize, -1);
             if (outside >= 0)
                 throw new CheckpointException(
@@ -118,7 +118,7 @@ internal static class ExportChecks
             var hasTokenizer = File.Exists(Path.Combine(dir, Llama3Tokenizer.TokenizerJson));
             if (manifest.Variant == "cuda")
             {
-                if (hasTokenizer) SampleIds(ConversationEncoder.Load(dir, Pattern(manifest)), manifest, cancellationToken);
+                if (hasTokenizer) SampleIds(InputEncoder.Load(dir, new InputEncoderOptions { GatingTokenPattern = Pattern(manifest) }), manifest, cancellationToken);
                 return "manifest, files and tokenizer checked (a CUDA variant is not run on the CPU)";
             }
             var options = new RewardModelOptions
@@ -161,12 +161,12 @@ internal static class ExportChecks
 
     /// <summary>The sample conversation's ids when they fit the check's length and (for a reward model) hold the
     /// assistant header; null otherwise (then the synthetic sequence is scored).</summary>
-    private static int[]? SampleIds(ConversationEncoder encoder, RewardModelManifest m, CancellationToken ct)
+    private static int[]? SampleIds(InputEncoder encoder, RewardModelManifest m, CancellationToken ct)
     {
         if (encoder.Template is null) return null;
-        var ids = encoder.EncodeIds(Sample, 0, ct);
+        var ids = encoder.Encode(Sample, 0, findGating: false, ct).ToArray();
         if (ids.Length > Math.Min(m.MaxSequenceLength, 256) || ids.Length == 0) return null;
-        if (m.IsReward && !Contains(ids, m.GatingTokenPattern)) return null;
+        if (m.IsArmoRm && !Contains(ids, m.GatingTokenPattern)) return null;
         return ids;
     }
 
@@ -177,7 +177,7 @@ internal static class ExportChecks
     private static int[] Synthetic(RewardModelManifest m)
     {
         var token = m.PadTokenId == 0 ? Math.Min(1, m.VocabSize - 1) : 0;
-        return [.. m.IsReward ? m.GatingTokenPattern : [], token];
+        return [.. m.IsArmoRm ? m.GatingTokenPattern : [], token];
     }
 
     private static bool IsUnder(string path, string folder) =>

@@ -48,7 +48,7 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
         var proto = new TensorProto
         {
             Name = initializer.Name,
-            DataType = (int)initializer.Type,
+            DataType = initializer.Type.OnnxCode(),
             DataLocation = TensorProto.Types.DataLocation.External,
         };
         proto.Dims.AddRange(initializer.Dims);
@@ -68,11 +68,11 @@ internal sealed class ExternalDataWriter : WeightSink, IDisposable
             Append(MemoryMarshal.AsBytes(values));
             return;
         }
-        var size = ElementConversion.SizeOf(_type);
+        var size = _type.Size();
         for (var start = 0; start < values.Length; start += ScratchBuffers.ChunkElements)
         {
             var chunk = values.Slice(start, Math.Min(ScratchBuffers.ChunkElements, values.Length - start));
-            ElementConversion.Encode(chunk, _type, _encoded);
+            ElementConversion.FromFloat32(chunk, _type, _encoded);
             Append(_encoded.AsSpan(0, chunk.Length * size));
         }
     }

@@ -12,23 +12,9 @@ namespace OnnxReward.Export.Exporting;
 /// <summary>What to export: backbone precision and target execution provider.</summary>
 public sealed record ExportOptions
 {
-    /// <summary><c>fp32</c> (default; CPU EP), <c>fp16</c> (CUDA EP), <c>int8</c> (CPU EP: the backbone's Linear layers
-    /// as ORT DynamicQuantizeMatMul with per-channel int8 weights and per-tensor int8 activations; fastest on the CPU,
-    /// approximate), <c>int8-block</c> or <c>int4</c> (the Linear layers as ORT MatMulNBits with 8- or 4-bit weights
-    /// quantized per block of <see cref="BlockSize"/> input features; weight-only, CPU or CUDA). The quantized variants
-    /// store the embedding table as float16. The head is float32 in every variant.</summary>
-    public string DType { get; init; } = "fp32";
-
-    /// <summary><c>cpu</c> or <c>cuda</c>; null picks <c>cuda</c> for fp16 and <c>cpu</c> for the others. int4 and
-    /// int8-block for CUDA run with float16 activations and scales (the same quantized weights).</summary>
-    public string? Variant { get; init; }
-
-    /// <summary>Block size of int4 / int8-block: 16, 32 (default), 64 or 128 input features per scale.</summary>
-    public int BlockSize { get; init; } = 32;
-
-    /// <summary>MatMulNBits' accuracy_level for int4 / int8-block: null = the default
-    /// (4 on the CPU: int8 compute, the fastest MLAS kernel; see perf/README.md), or 0, 1, 2, 3, 4.</summary>
-    public int? AccuracyLevel { get; init; }
+    /// <summary>The backbone precision and the execution provider the graph is for (<see cref="ExportPrecision.Parse"/>):
+    /// fp32 for the CPU by default. The head is float32 in every variant.</summary>
+    public ExportPrecision Precision { get; init; } = ExportPrecision.Fp32;
 
     /// <summary>Replace the model of an existing non-empty output directory (its other files are kept). The previous
     /// model is replaced only once the new one is written and validated; a failed export leaves it as it was.</summary>
@@ -93,68 +79,36 @@ public static class ModelExporter
         return Export(checkpoint, checkpointPath, outputDirectory, options, progress, cancellationToken);
     }
 
-    /// <summary>The dtypes <see cref="ExportOptions.DType"/> accepts.</summary>
-    public static IReadOnlyList<string> DTypes { get; } = ["fp32", "fp16", "int8", "int8-block", "int4"];
-
-    /// <summary>Block sizes int4 / int8-block accept (MatMulNBits: a power of two ≥ 16; 128 is the largest MLAS runs fast).</summary>
-    public static IReadOnlyList<int> BlockSizes { get; } = [16, 32, 64, 128];
-
     private static void ValidateOptions(ExportOptions options)
     {
-        if (!DTypes.Contains(options.DType))
-            throw new ExportException($"dtype '{options.DType}' is not supported: use fp32 (CPU), fp16 (CUDA), int8 (CPU), int8-block or int4 (CPU or CUDA).");
-        if (options.Variant is not (null or "cpu" or "cuda"))
-            throw new ExportException($"variant '{options.Variant}' is not supported: use cpu or cuda.");
-        if (options.DType == "int8" && options.Variant == "cuda")
-            throw new ExportException("dtype int8 is a CPU variant (ONNX Runtime's DynamicQuantizeMatMul has no CUDA kernel); use int4, int8-block or fp16 for CUDA.");
-        if (!BlockSizes.Contains(options.BlockSize))
-            throw new ExportException($"block size {options.BlockSize} is not supported: use {string.Join(", ", BlockSizes)} (32 is the default).");
-        if (options.AccuracyLevel is not (null or (>= 0 and <= 4)))
-            throw new ExportException($"accuracy level {options.AccuracyLevel} is not one of MatMulNBits' levels: 0 (unset), 1 (fp32), 2 (fp16), 3 (bf16), 4 (int8).");
-        if ((options.AccuracyLevel is not null || options.BlockSize != 32) && options.DType is not ("int4" or "int8-block"))
-            throw new ExportException($"--block-size and --accuracy-level apply to dtype int4 and int8-block only, not {options.DType}.");
+        if (options.Precision is null)
+            throw new ArgumentException("ExportOptions.Precision is null: set it with ExportPrecision.Parse (or leave the default, fp32).", nameof(options));
     }
-
-    /// <summary>The MatMulNBits settings of a block-quantized dtype, or null for the others. int4 stores a zero point per
-    /// block (asymmetric blocks: lower weight error, and the faster MLAS kernel on this CPU); int8-block is symmetric
-    /// (with 255 levels a zero point buys nothing measurable). Accuracy level 4 (int8 compute) by default on the CPU.</summary>
-    internal static BlockQuantization? BlockQuantizedDefaults(ExportOptions options, string variant) => options.DType switch
-    {
-        "int4" => new BlockQuantization(4, options.BlockSize, ZeroPoints: true, options.AccuracyLevel ?? DefaultAccuracyLevel(variant)),
-        "int8-block" => new BlockQuantization(8, options.BlockSize, ZeroPoints: false, options.AccuracyLevel ?? DefaultAccuracyLevel(variant)),
-        _ => null,
-    };
-
-    // CUDA ignores the level for fp16 activations; the CPU runs level 4 with MLAS's int8 kernels (perf/README.md).
-    private static int DefaultAccuracyLevel(string variant) => variant == "cuda" ? 0 : 4;
 
     /// <summary>Exports an opened checkpoint (tests pass in-memory ones); <paramref name="checkpointPath"/> is recorded in the manifest.</summary>
     internal static ExportSummary Export(Checkpoint checkpoint, string checkpointPath, string outputDirectory, ExportOptions options,
         IProgress<ExportProgress>? progress, CancellationToken cancellationToken)
     {
         ValidateOptions(options);
-        var variant = options.Variant ?? (options.DType == "fp16" ? "cuda" : "cpu");
-        var backbone = options.DType switch
-        {
-            "fp32" or "int8" => ElementType.Float,
-            "fp16" => ElementType.Float16,
-            "int4" or "int8-block" => variant == "cuda" ? ElementType.Float16 : ElementType.Float,
-            _ => throw new ExportException($"dtype '{options.DType}' is not supported: use {string.Join(", ", DTypes)}."),
-        };
-        var blocks = BlockQuantizedDefaults(options, variant);
+        var precision = options.Precision;
         ExportChecks.CheckOutputDirectory(outputDirectory, options.Overwrite);
         ExportChecks.CheckOutputAgainstSource(outputDirectory, checkpoint.Format == "huggingface" ? checkpoint.Location : checkpointPath);
 
         var clock = Stopwatch.StartNew();
         CheckSupported(checkpoint.Config, checkpointPath);
+        if (checkpoint.Classifier is { NumLabels: not 1 } multi)
+            throw new ExportException(
+                $"{checkpointPath}: the sequence-classification head has {multi.NumLabels} labels ({string.Join(", ", multi.LabelNames)}); " +
+                "OnnxReward exports reward models, whose classifier has one logit (num_labels 1, as Skywork-Reward, FsfairX and GRM have). " +
+                "A multi-label classifier is not a reward model.");
         var pattern = GatingPattern(checkpoint, options);
         ExportChecks.CheckBeforeWriting(checkpoint, pattern);         // nothing is written for a config, tokenizer or template that cannot load
 
-        var quantized = options.DType is "int8" or "int4" or "int8-block";
-        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, backbone,
-            int8Linears: options.DType == "int8", blocks: blocks, float16Embedding: quantized);
+        var graph = LlamaRewardGraph.Build(checkpoint.Config, checkpoint.Head, checkpoint.Tensors, precision.Backbone,
+            int8Linears: precision.Int8Linears, blocks: precision.Blocks, float16Embedding: precision.Float16Embedding,
+            classifier: checkpoint.Classifier);
         var initializers = graph.StreamedInitializers;
-        var bytesTotal = initializers.Sum(i => i.ElementCount * ElementConversion.SizeOf(i.Type));
+        var bytesTotal = initializers.Sum(i => i.ElementCount * i.Type.Size());
         var parameters = checkpoint.Tensors.Names.Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
         var linearParameters = checkpoint.Tensors.Names.Where(IsBackboneLinear).Sum(n => checkpoint.Tensors.GetInfo(n).ElementCount);
         var embeddingParameters = checkpoint.Tensors.GetInfo("model.embed_tokens.weight").ElementCount;
@@ -179,11 +133,14 @@ public static class ModelExporter
             (dataBytes, dataSha256) = writer.Complete();
         }
 
-        var kind = checkpoint.Head is null ? "backbone" : "reward";
+        var kind = checkpoint.Head is null && checkpoint.Classifier is null ? "backbone" : "reward";
+        var headKind = checkpoint.Head is not null ? RewardModelManifest.ArmoRmHead
+            : checkpoint.Classifier is not null ? RewardModelManifest.SequenceClassificationHead : null;
         var model = graph.ToModel(protos, ExporterVersion, new Dictionary<string, string>
         {
             ["onnxreward.kind"] = kind,
-            ["onnxreward.dtype"] = options.DType,
+            ["onnxreward.head"] = headKind ?? "none",
+            ["onnxreward.dtype"] = precision.Name,
             ["onnxreward.source_format"] = checkpoint.Format,
         });
         var graphBytes = model.ToByteArray();
@@ -194,8 +151,11 @@ public static class ModelExporter
         var manifest = new RewardModelManifest
         {
             Kind = kind,
-            DType = options.DType,
-            Variant = variant,
+            Head = headKind,
+            Labels = checkpoint.Classifier?.LabelNames ?? [],
+            Family = checkpoint.Config.Family.ToString().ToLowerInvariant(),
+            DType = precision.Name,
+            Variant = precision.Variant,
             HiddenSize = checkpoint.Config.HiddenSize,
             VocabSize = checkpoint.Config.VocabSize,
             NumLayers = checkpoint.Config.NumHiddenLayers,
@@ -211,7 +171,7 @@ public static class ModelExporter
             GatingTokenPattern = pattern,
             MaxSequenceLength = checkpoint.Config.MaxPositionEmbeddings,
             HasPosterior = checkpoint.Head?.HasPosterior ?? false,
-            Quantization = QuantizationInfo(options.DType, blocks),
+            Quantization = precision.Quantization,
             TokenizerFiles = tokenizerFiles,
             Files =
             [
@@ -231,22 +191,13 @@ public static class ModelExporter
         manifest.Save(directory);
 
         progress?.Report(new ExportProgress("validating", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
-        var validation = options.Verify ? ExportChecks.VerifyWritten(directory, cancellationToken) : "not validated (ExportOptions.Verify is off)";
+        var validation = options.Verify ? ExportChecks.VerifyWritten(directory, cancellationToken) : "not validated (ExportOptions.Verify is off, `export --no-validate`)";
         cancellationToken.ThrowIfCancellationRequested();
         staging.Commit(options.Overwrite);
         progress?.Report(new ExportProgress("done", initializers.Count, initializers.Count, bytesTotal, bytesTotal, null));
         return new ExportSummary(staging.Target, manifest, initializers.Count, parameters,
             dataBytes, graphBytes.Length, graph.NodeCount, clock.Elapsed, validation);
     }
-
-    private static RewardModelManifest.QuantizationInfo? QuantizationInfo(string dtype, BlockQuantization? blocks) =>
-        dtype switch
-        {
-            "int8" => new RewardModelManifest.QuantizationInfo("DynamicQuantizeMatMul", 8, Symmetric: true, EmbeddingDType: "fp16"),
-            "int4" or "int8-block" => new RewardModelManifest.QuantizationInfo("MatMulNBits", blocks!.Bits, Symmetric: !blocks.ZeroPoints,
-                EmbeddingDType: "fp16", BlockSize: blocks.BlockSize, AccuracyLevel: blocks.AccuracyLevel),
-            _ => null,
-        };
 
     private static bool IsBackboneLinear(string name) =>
         name.StartsWith("model.layers.", StringComparison.Ordinal) && name.EndsWith("_proj.weight", StringComparison.Ordinal);
@@ -272,6 +223,7 @@ public static class ModelExporter
                 throw new ExportException($"gating token pattern [{string.Join(", ", given)}] has ids outside the vocabulary [0, {checkpoint.Config.VocabSize}).");
             return given;
         }
+        if (checkpoint.Classifier is not null) return [];      // a classifier pools one token and never gates
         if (checkpoint.Config.VocabSize >= 128256) return Llama3GatingTokenPattern;
         if (checkpoint.Head is null) return [];
         throw new ExportException(
@@ -285,7 +237,7 @@ public static class ModelExporter
         string? problem = null;
         if (ConfigBounds.Violation(c, null) is { } outOfBounds)
             problem = outOfBounds + "; fix the config";
-        else if (c.HiddenSize % c.NumAttentionHeads != 0)
+        else if (c.ExplicitHeadDim is null && c.HiddenSize % c.NumAttentionHeads != 0)
             problem = $"hidden_size {c.HiddenSize} is not a multiple of num_attention_heads {c.NumAttentionHeads}; fix the config";
         else if (c.NumAttentionHeads % c.NumKeyValueHeads != 0)
             problem = $"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}; fix the config";

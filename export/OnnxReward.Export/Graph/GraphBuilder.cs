@@ -3,17 +3,6 @@ using OnnxReward.Export.Onnx;
 
 namespace OnnxReward.Export.Graph;
 
-/// <summary>ONNX element types the exporter uses (TensorProto.DataType numbers).</summary>
-internal enum ElementType
-{
-    Float = 1,
-    UInt8 = 2,
-    Int8 = 3,
-    Int32 = 6,
-    Int64 = 7,
-    Float16 = 10,
-}
-
 /// <summary>A tensor in the graph under construction, by its ONNX value name.</summary>
 internal readonly record struct Value(string Name)
 {
@@ -105,7 +94,7 @@ internal sealed class GraphBuilder
     public Value Constant(string name, long[] dims, params long[] values)
     {
         Claim(name);
-        var t = new TensorProto { Name = name, DataType = (int)ElementType.Int64 };
+        var t = new TensorProto { Name = name, DataType = ElementType.Int64.OnnxCode() };
         t.Dims.AddRange(dims);
         t.Int64Data.AddRange(values);
         _graph.Initializer.Add(t);
@@ -116,9 +105,9 @@ internal sealed class GraphBuilder
     public Value Constant(string name, ElementType type, long[] dims, params float[] values)
     {
         Claim(name);
-        var t = new TensorProto { Name = name, DataType = (int)type };
+        var t = new TensorProto { Name = name, DataType = type.OnnxCode() };
         t.Dims.AddRange(dims);
-        t.RawData = ByteString.CopyFrom(ElementConversion.Encode(values, type));
+        t.RawData = ByteString.CopyFrom(ElementConversion.FromFloat32(values, type));
         _graph.Initializer.Add(t);
         return new Value(name);
     }
@@ -174,7 +163,7 @@ internal sealed class GraphBuilder
     public Value Relu(Value a, string name) => One("Relu", name, [a]);
     public Value Sigmoid(Value a, string name) => One("Sigmoid", name, [a]);
     public Value Softmax(Value a, long axis, string name) => One("Softmax", name, [a], "", Attr.Int("axis", axis));
-    public Value Cast(Value a, ElementType to, string name) => One("Cast", name, [a], "", Attr.Int("to", (long)to));
+    public Value Cast(Value a, ElementType to, string name) => One("Cast", name, [a], "", Attr.Int("to", to.OnnxCode()));
     public Value Shape(Value a, string name) => One("Shape", name, [a]);
     public Value Reshape(Value a, Value shape, string name) => One("Reshape", name, [a, shape]);
     public Value Expand(Value a, Value shape, string name) => One("Expand", name, [a, shape]);
@@ -250,7 +239,7 @@ internal sealed class GraphBuilder
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } },
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = type.OnnxCode(), Shape = shape } },
         };
     }
 }

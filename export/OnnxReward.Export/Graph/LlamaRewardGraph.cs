@@ -24,8 +24,10 @@ internal static class LlamaRewardGraph
     /// <paramref name="float16Embedding"/>: the embedding table is stored as float16 (gathered, then cast), half the bytes
     /// of a float32 table; the quantized variants use it. A table the checkpoint stores as F16 is always kept F16.</summary>
     public static GraphBuilder Build(LlamaConfig config, RewardHeadConfig? head, ITensorSource weights, ElementType backbone,
-        bool int8Linears = false, BlockQuantization? blocks = null, bool float16Embedding = false)
+        bool int8Linears = false, BlockQuantization? blocks = null, bool float16Embedding = false, ClassifierHeadConfig? classifier = null)
     {
+        if (head is not null && classifier is not null)
+            throw new ArgumentException("a graph has one head: the ArmoRM head or the sequence-classification head.", nameof(classifier));
         if (int8Linears && backbone != ElementType.Float)
             throw new ArgumentException("int8 Linear layers need a float32 backbone (the CPU variant).", nameof(int8Linears));
         if (int8Linears && blocks is not null)
@@ -33,7 +35,7 @@ internal static class LlamaRewardGraph
         int d = config.HiddenSize, h = config.NumAttentionHeads, hkv = config.NumKeyValueHeads, dh = config.HeadDim;
         int f = config.IntermediateSize, v = config.VocabSize, layers = config.NumHiddenLayers;
         var eps = (float)config.RmsNormEps;
-        var g = new GraphBuilder(head is null ? "llama_backbone" : "armorm_reward");
+        var g = new GraphBuilder(head is not null ? "armorm_reward" : classifier is not null ? "sequence_classifier" : "llama_backbone");
         Value W(string name) => g.Weight(name, backbone, weights.GetInfo(name).Shape, Weights.Copy(weights, name));
         Value WT(string name, ElementType type)
         {
@@ -85,7 +87,7 @@ internal static class LlamaRewardGraph
             g.Unsqueeze(batch, g.Constant("/model/attn_meta/axes0", [1], 0), "/model/attn_meta/batch/Unsqueeze"),
             "/model/attn_meta/seqlens_k/Expand");                                                   // [B] int32
 
-        // ---- rotary tables (HF LlamaRotaryEmbedding, float32 angles) ----
+        // ---- rotary tables (HF LlamaRotaryEmbedding, float32 angles; Llama-3.1's llama3 scaling in inv_freq) ----
         // GQA applies rotate-half RoPE itself when Dh % 16 == 0 (its kernel's requirement); otherwise (e.g. Dh = 8 in
         // stories260K) RoPE is spelled out with plain ops before GQA.
         var fusedRotary = dh % 16 == 0;
@@ -124,7 +126,7 @@ internal static class LlamaRewardGraph
         // A table the checkpoint stores as F16 stays F16 in an fp32 graph (half the bytes, and exact: every value is an
         // fp16 value) and is widened after the gather; this keeps a 128K-vocabulary default model small.
         var embedInfo = weights.GetInfo("model.embed_tokens.weight");
-        var x = backbone == ElementType.Float && (embedInfo.DType == TensorDType.F16 || float16Embedding)
+        var x = backbone == ElementType.Float && (embedInfo.DType == ElementType.Float16 || float16Embedding)
             ? g.Cast(g.Gather(g.Weight("model.embed_tokens.weight", ElementType.Float16, embedInfo.Shape,
                     Weights.Copy(weights, "model.embed_tokens.weight")), inputIds, 0, "/model/embed_tokens/Gather"),
                 ElementType.Float, "/model/embed_tokens/Cast")
@@ -144,7 +146,28 @@ internal static class LlamaRewardGraph
                 $"{n}/attn/qkv_proj");
             // o = softmax(q' k'ᵀ / √Dh + causal) v with RoPE on q, k and query head j reading kv head j / (H / Hkv)
             Value attn;
-            if (fusedRotary)
+            if (config.QkNorm)
+            {
+                // Qwen3: q = q_norm(q), k = k_norm(k) per head over Dh, BEFORE RoPE (modeling_qwen3.py Qwen3Attention.forward:
+                // `query_states = self.q_norm(self.q_proj(hidden_states).view(hidden_shape))`), so q, k, v go to GQA unpacked.
+                var qkvParts = g.Split(qkv, g.Constant($"{n}/attn/qkv_split/sizes", [3], h * dh, hkv * dh, hkv * dh), -1, 3,
+                    $"{n}/attn/qkv_split/Split");
+                var q = HeadRmsNorm(g, qkvParts[0], W($"{p}.self_attn.q_norm.weight"), eps, h, dh, $"{n}/attn/q_norm");
+                var kNormed = HeadRmsNorm(g, qkvParts[1], W($"{p}.self_attn.k_norm.weight"), eps, hkv, dh, $"{n}/attn/k_norm");
+                if (fusedRotary)
+                    attn = g.Node("GroupQueryAttention", $"{n}/attn/GroupQueryAttention",
+                        [q, kNormed, qkvParts[2], Value.None, Value.None, seqlensK, totalSeq, cosCache, sinCache], 3,
+                        GraphBuilder.MsDomain,
+                        Attr.Int("num_heads", h), Attr.Int("kv_num_heads", hkv), Attr.Int("do_rotary", 1),
+                        Attr.Int("rotary_interleaved", 0))[0];                                     // [B, T, H·Dh]
+                else
+                    attn = g.Node("GroupQueryAttention", $"{n}/attn/GroupQueryAttention",
+                        [RotateHalfRope(g, q, cosT, sinT, h, dh, $"{n}/attn/q_rotary"),
+                         RotateHalfRope(g, kNormed, cosT, sinT, hkv, dh, $"{n}/attn/k_rotary"), qkvParts[2],
+                         Value.None, Value.None, seqlensK, totalSeq], 3, GraphBuilder.MsDomain,
+                        Attr.Int("num_heads", h), Attr.Int("kv_num_heads", hkv))[0];               // [B, T, H·Dh]
+            }
+            else if (fusedRotary)
             {
                 attn = g.Node("GroupQueryAttention", $"{n}/attn/GroupQueryAttention",
                     [qkv, Value.None, Value.None, Value.None, Value.None, seqlensK, totalSeq, cosCache, sinCache], 3,
@@ -201,6 +224,17 @@ internal static class LlamaRewardGraph
         var final = g.SimplifiedLayerNorm(residual, norm, eps, "/model/norm/SimplifiedLayerNorm");   // [B, P, D]
         var embedding = g.Gather(final, g.Scalar("/model/reward_hidden/index", 0), 1, "/model/reward_hidden/Gather"); // [B, D]
         g.Output(embedding, "embedding", ElementType.Float, "batch", (long)d);
+        if (classifier is not null)
+        {
+            // ---- sequence-classification head, float32: logits = score(h_pooled) = h Wᵀ, no bias ----      [B, L]
+            // (transformers GenericForSequenceClassification: `pooled_logits = logits[arange(B), last_non_pad_token]`;
+            // applying score to the one pooled state is the same product.) score = logits[:, 0] when L = 1.
+            var logits = g.MatMul(embedding, WT(CheckpointLayout.ScoreWeight, ElementType.Float), "/head/score/MatMul");
+            g.Output(logits, "logits", ElementType.Float, "batch", (long)classifier.NumLabels);
+            if (classifier.NumLabels == 1)
+                g.Output(g.Gather(logits, g.Scalar("/head/score/index", 0), 1, "/head/score/Gather"), "score", ElementType.Float, "batch");
+            return g;
+        }
         if (head is null) return g;
 
         // ---- ArmoRM head (armorm.md §1.3), float32 ----
@@ -257,13 +291,43 @@ internal static class LlamaRewardGraph
         return g;
     }
 
-    /// <summary>HF LlamaRotaryEmbedding in float32: inv_freq_i = 1 / θ^(2i/Dh), angle = p · inv_freq_i.</summary>
-    internal static (float[] Cos, float[] Sin) RotaryTables(LlamaConfig config)
+    /// <summary>HF's inv_freq in float32: 1 / θ^(2i/Dh) (<c>_compute_default_rope_parameters</c>), then Llama-3.1's
+    /// scaling when the config has it (<c>_compute_llama3_parameters</c>, same float32 operations in the same order:
+    /// wavelen = 2π / f; f kept below original / high_freq_factor, f / factor above original / low_freq_factor, and
+    /// (1 − s)·f / factor + s·f between, s = (original / wavelen − low) / (high − low)).</summary>
+    internal static float[] InverseFrequencies(LlamaConfig config)
     {
-        int half = config.HeadDim / 2, maxPos = config.MaxPositionEmbeddings;
+        var half = config.HeadDim / 2;
         var invFreq = new float[half];
         for (var i = 0; i < half; i++)
             invFreq[i] = 1.0f / MathF.Pow((float)config.RopeTheta, 2 * i / (float)config.HeadDim);
+        if (config.RopeScaling is not { } rs)
+            return invFreq;
+        float factor = (float)rs.Factor, low = (float)rs.LowFreqFactor, high = (float)rs.HighFreqFactor, original = rs.OriginalMaxPositionEmbeddings;
+        double lowFreqWavelen = rs.OriginalMaxPositionEmbeddings / rs.LowFreqFactor;     // Python floats
+        double highFreqWavelen = rs.OriginalMaxPositionEmbeddings / rs.HighFreqFactor;
+        for (var i = 0; i < half; i++)
+        {
+            var f = invFreq[i];
+            var wavelen = 1.0f / f * (float)(2 * Math.PI);           // torch: scalar / tensor is reciprocal(tensor) · scalar
+            if (wavelen < highFreqWavelen)
+                continue;                                             // high frequency: unchanged
+            if (wavelen > lowFreqWavelen)
+            {
+                invFreq[i] = f / factor;                              // low frequency: divided by factor
+                continue;
+            }
+            var smooth = (1.0f / wavelen * original - low) / (high - low);
+            invFreq[i] = (1 - smooth) * f / factor + smooth * f;     // medium: interpolated
+        }
+        return invFreq;
+    }
+
+    /// <summary>HF LlamaRotaryEmbedding in float32: angle = p · inv_freq_i (<see cref="InverseFrequencies"/>).</summary>
+    internal static (float[] Cos, float[] Sin) RotaryTables(LlamaConfig config)
+    {
+        int half = config.HeadDim / 2, maxPos = config.MaxPositionEmbeddings;
+        var invFreq = InverseFrequencies(config);
         var cos = new float[(long)maxPos * half];
         var sin = new float[(long)maxPos * half];
         for (var p = 0; p < maxPos; p++)
@@ -287,6 +351,14 @@ internal static class LlamaRewardGraph
             Array.Copy(table, p * half, full, p * dh + half, half);
         }
         return full;
+    }
+
+    /// <summary>Per-head RMSNorm over Dh (Qwen3's q_norm / k_norm): [B, T, heads·Dh] → [B, T, heads, Dh] → norm → back.</summary>
+    private static Value HeadRmsNorm(GraphBuilder g, Value u, Value weight, float eps, int heads, int dh, string n)
+    {
+        var heads4 = g.Reshape(u, g.Constant($"{n}/shape4", [4], 0, 0, heads, dh), $"{n}/Reshape");        // [B, T, heads, Dh]
+        var normed = g.SimplifiedLayerNorm(heads4, weight, eps, $"{n}/SimplifiedLayerNorm");
+        return g.Reshape(normed, g.Constant($"{n}/shape3", [3], 0, 0, heads * dh), $"{n}/Reshape3");       // [B, T, heads·Dh]
     }
 
     /// <summary>u' = u · cos + rotate_half(u) · sin with rotate_half(u) = cat(−u[Dh/2:], u[:Dh/2]) per head.</summary>

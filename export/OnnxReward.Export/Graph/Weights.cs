@@ -82,7 +82,7 @@ internal static class Weights
         var info = source.GetInfo(name);
         var count = info.ElementCount;
         var rawBytes = count * info.ElementSize;
-        if (info.DType == TensorDType.F32 || rawBytes > Array.MaxLength)
+        if (info.DType == ElementType.Float || rawBytes > Array.MaxLength)
         {
             sink.Scratch.Prepare(count, 0, 0);
             var all = sink.Scratch.A(count);
@@ -97,9 +97,8 @@ internal static class Weights
         for (long start = 0; start < count; start += chunk.Length)
         {
             var n = (int)Math.Min(chunk.Length, count - start);
-            var bytes = raw.Slice((int)(start * 2), n * 2);
-            if (info.DType == TensorDType.BF16) ElementConversion.BFloat16ToFloat(bytes, chunk[..n]);
-            else ElementConversion.Float16ToFloat(bytes, chunk[..n]);
+            var bytes = raw.Slice((int)(start * info.ElementSize), n * info.ElementSize);
+            ElementConversion.ToFloat32(bytes, info.DType, chunk[..n]);
             sink.Write(chunk[..n]);
         }
     };

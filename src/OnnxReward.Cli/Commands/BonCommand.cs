@@ -3,6 +3,7 @@ using System.Text.Json;
 using OnnxReward.Cli.IO;
 using OnnxReward.Selection;
 using OnnxReward.Transforms;
+using OnnxReward.Wire;
 
 namespace OnnxReward.Cli.Commands;
 
@@ -18,6 +19,7 @@ internal static class BonCommand
         var budget = CommandSupport.BatchTokensOption();
         var padding = CommandSupport.PaddingWasteOption();
         var truncation = CommandSupport.TruncationOption();
+        var maxLength = CommandSupport.MaxLengthOption();
         var content = CommandSupport.ContentSpecialTokensOption();
         var rule = new Option<string>("--rule")
         {
@@ -32,7 +34,7 @@ internal static class BonCommand
             "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
             "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
         {
-            model, input, output, ep, budget, padding, truncation, content, rule, k, objectives, quantile, reference,
+            model, input, output, ep, budget, padding, truncation, maxLength, content, rule, k, objectives, quantile, reference,
         };
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
@@ -57,10 +59,13 @@ internal static class BonCommand
                 },
             };
             using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
+                parse.GetValue(maxLength), maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
                                        "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");
+            if (options.Rule == SelectionRule.LscAnd && m.ObjectiveNames.Count == 0)
+                throw new CliException($"--rule lsc-and combines per-objective rewards, but {m.Directory} has no objectives (a " +
+                                       "sequence-classification model has one logit). Use --rule score, or a multi-objective (ArmoRM) model.");
             if (options.Objectives is { } names)
                 _ = ObjectiveSubset.FromNames(m.ObjectiveNames, names);      // unknown names fail before any scoring
             using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
@@ -74,11 +79,11 @@ internal static class BonCommand
                     }
                     try
                     {
-                        var result = BestOfNSelector.Select(m, ParseRequest(line.Json!.Value), options);
-                        if (NonFinite(result) is { } bad)
+                        var result = BestOfNSelector.Select(m, RewardJson.ReadBestOfNRequest(line.Json!.Value), options);
+                        if (RewardJson.NonFinite(result) is { } bad)
                             io.WriteError(line.Number, bad);
                         else
-                            io.Write(line.Number, w => WriteResult(w, result, parse.GetValue(rule)!));
+                            io.WriteValue(line.Number, w => RewardJson.Write(w, result, parse.GetValue(rule)!.ToLowerInvariant()));
                     }
                     catch (Exception e) when (CommandSupport.IsLineError(e))
                     {
@@ -88,56 +93,5 @@ internal static class BonCommand
             return io.Errors == 0 ? 0 : 1;
         }));
         return command;
-    }
-
-    internal static BestOfNRequest ParseRequest(JsonElement e)
-    {
-        if (e.ValueKind != JsonValueKind.Object)
-            throw new FormatException("expected a JSON object {\"prompt\", \"candidates\": [...]}.");
-        if (!e.TryGetProperty("prompt", out var prompt) || prompt.ValueKind != JsonValueKind.String)
-            throw new FormatException("\"prompt\" is missing or not a string.");
-        if (!e.TryGetProperty("candidates", out var candidates) || candidates.ValueKind != JsonValueKind.Array)
-            throw new FormatException("\"candidates\" is missing or not an array of strings.");
-        List<string> Strings(JsonElement a, string field) => a.EnumerateArray().Select((c, i) => c.ValueKind == JsonValueKind.String ? c.GetString()!
-            : throw new FormatException($"\"{field}\"[{i}] is not a string.")).ToList();
-        List<double>? rewards = null;
-        if (e.TryGetProperty("reference_rewards", out var rr) && rr.ValueKind != JsonValueKind.Null)
-            rewards = rr.ValueKind == JsonValueKind.Array
-                ? rr.EnumerateArray().Select((v, i) => v.ValueKind == JsonValueKind.Number ? v.GetDouble()
-                    : throw new FormatException($"\"reference_rewards\"[{i}] is not a number.")).ToList()
-                : throw new FormatException("\"reference_rewards\" is not an array of numbers.");
-        List<string>? responses = null;
-        if (e.TryGetProperty("reference_responses", out var rs) && rs.ValueKind != JsonValueKind.Null)
-            responses = rs.ValueKind == JsonValueKind.Array ? Strings(rs, "reference_responses")
-                : throw new FormatException("\"reference_responses\" is not an array of strings.");
-        return new BestOfNRequest(prompt.GetString()!, Strings(candidates, "candidates"), rewards, responses);
-    }
-
-    /// <summary>The error for a result holding a NaN or infinite number (JSON cannot carry one), or null.</summary>
-    internal static string? NonFinite(BestOfNResult r)
-    {
-        foreach (var (name, values) in new[] { ("scores", r.Scores), ("transformed", r.Transformed), ("score_std", r.ScoreStd) })
-            for (var i = 0; values is not null && i < values.Count; i++)
-                if (!double.IsFinite(values[i]))
-                    return ScoreCommand.NonFiniteMessage($"{name}[{i}] {values[i]}");
-        return r.ReferenceReward is { } rRef && !double.IsFinite(rRef) ? ScoreCommand.NonFiniteMessage($"reference_reward {rRef}") : null;
-    }
-
-    internal static void WriteResult(Utf8JsonWriter w, BestOfNResult r, string rule)
-    {
-        w.WriteNumber("chosen", r.Chosen);
-        w.WriteString("rule", rule);
-        void Array(string name, IReadOnlyList<double>? values)
-        {
-            if (values is null) return;
-            w.WriteStartArray(name);
-            foreach (var v in values) w.WriteNumberValue(v);
-            w.WriteEndArray();
-        }
-        Array("scores", r.Scores);
-        Array("transformed", r.Transformed);
-        Array("score_std", r.ScoreStd);
-        if (r.ReferenceReward is { } rRef)
-            w.WriteNumber("reference_reward", rRef);
     }
 }

@@ -86,14 +86,14 @@ internal static class EvalCommand
             var failed = 0;
             foreach (var chunk in pairs.Chunk(256))
             {
-                var rows = new List<ScoringRow>();
+                var rows = new List<EncodedInput>();
                 var ok = new List<(string Source, int Chosen, int Rejected, int Line)>();
                 foreach (var p in chunk)
                 {
                     try
                     {
-                        var c = model.EncodeRow(new(p.Chosen, null, null), p.Line, needGating: true);
-                        var rj = model.EncodeRow(new(p.Rejected, null, null), p.Line, needGating: true);
+                        var c = model.Encode(p.Chosen, p.Line);
+                        var rj = model.Encode(p.Rejected, p.Line);
                         rows.Add(c);
                         rows.Add(rj);
                         ok.Add((p.Source, rows.Count - 2, rows.Count - 1, p.Line));
@@ -104,11 +104,11 @@ internal static class EvalCommand
                         failed++;
                     }
                 }
-                var scores = ScoreCommand.RunRows(rows, r => model.ScoreRows(r).Cast<object>().ToArray());
+                var scores = ScoreCommand.RunRows(rows, r => model.Score(r).Cast<object>().ToArray());
                 foreach (var (src, chosen, rejected, number) in ok)
                 {
                     var (c, rj) = (scores[chosen], scores[rejected]);
-                    var error = c.Error ?? rj.Error ?? ScoreCommand.NonFinite((RewardScore)c.Value!) ?? ScoreCommand.NonFinite((RewardScore)rj.Value!);
+                    var error = c.Error ?? rj.Error ?? OnnxReward.Wire.RewardJson.NonFinite((RewardScore)c.Value!) ?? OnnxReward.Wire.RewardJson.NonFinite((RewardScore)rj.Value!);
                     if (error is not null)
                     {
                         Console.Error.WriteLine($"{file.Name} line {number}: {error}");

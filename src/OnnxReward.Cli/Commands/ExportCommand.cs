@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
+using OnnxReward.Model;
 using Spectre.Console;
 
 namespace OnnxReward.Cli.Commands;
@@ -24,18 +25,18 @@ internal static class ExportCommand
                           "The head is always fp32. perf/README.md says which to pick.",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong([.. ModelExporter.DTypes]);
+        dtype.AcceptOnlyFromAmong([.. ModelDTypes.Names]);
         var ep = new Option<string?>("--ep") { Description = "Execution provider the graph is for: cpu or cuda (default: cuda for fp16, cpu for the others)." };
         ep.AcceptOnlyFromAmong("cpu", "cuda");
         var blockSize = new Option<int>("--block-size")
         {
             Description = "int4 / int8-block: input features per quantization block (16, 32, 64 or 128; smaller = more accurate, larger = smaller file).",
-            DefaultValueFactory = _ => 32,
+            DefaultValueFactory = _ => ExportPrecision.DefaultBlockSize,
         };
-        blockSize.AcceptOnlyFromAmong([.. ModelExporter.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        blockSize.AcceptOnlyFromAmong([.. ExportPrecision.BlockSizes.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
         var accuracy = new Option<int?>("--accuracy-level")
         {
-            Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default: 4 on cpu, 0 on cuda.",
+            Description = "int4 / int8-block: MatMulNBits accuracy_level (0 unset/fp32, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute). Default on cpu: 1 for int4 (least memory), 4 for int8-block (fastest); 0 on cuda.",
         };
         var force = new Option<bool>("--force")
         {
@@ -43,27 +44,33 @@ internal static class ExportCommand
                           "beside it and validated first, so a failed export leaves the previous one as it was.",
         };
 
+        var noValidate = new Option<bool>("--no-validate")
+        {
+            Description = "Skip loading and scoring the written model before it is swapped in (it is still written beside --out " +
+                          "and swapped in whole; checkpoint and config checks still run). For exporting on a machine too small to " +
+                          "load the result: the export itself streams within about 1 GB, while validating an 8B int4 model loads it (~4.4 GB).",
+        };
+
         var command = new Command("export", "Export a checkpoint to a fused ONNX reward model directory (model.onnx + weights + reward_model.json + tokenizer).")
         {
-            checkpoint, output, dtype, ep, blockSize, accuracy, force,
+            checkpoint, output, dtype, ep, blockSize, accuracy, force, noValidate,
         };
         command.SetAction(pr => Run(pr.GetValue(checkpoint)!, pr.GetValue(output)!,
-            new ExportOptions
-            {
-                DType = pr.GetValue(dtype)!, Variant = pr.GetValue(ep), Overwrite = pr.GetValue(force),
-                BlockSize = pr.GetValue(blockSize), AccuracyLevel = pr.GetValue(accuracy),
-            },
-            Console.Out, Console.Error));
+            pr.GetValue(dtype)!, pr.GetValue(ep), pr.GetValue(blockSize), pr.GetValue(accuracy), pr.GetValue(force),
+            Console.Out, Console.Error, validate: !pr.GetValue(noValidate)));
         return command;
     }
 
     /// <summary>Runs the export with a progress bar on <paramref name="error"/> and the summary on <paramref name="output"/>;
-    /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory).</summary>
-    internal static int Run(string checkpointPath, string outputDirectory, ExportOptions options, TextWriter output, TextWriter error)
+    /// returns the exit code (1 with a one-line message for a bad checkpoint, options or output directory). The
+    /// precision options are checked by <see cref="ExportPrecision.Parse"/>.</summary>
+    internal static int Run(string checkpointPath, string outputDirectory, string dtype, string? ep, int blockSize,
+        int? accuracyLevel, bool overwrite, TextWriter output, TextWriter error, bool validate = true)
     {
         var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
         try
         {
+            var options = new ExportOptions { Precision = ExportPrecision.Parse(dtype, ep, blockSize, accuracyLevel), Overwrite = overwrite, Verify = validate };
             ExportSummary? summary = null;
             stderr.Progress()
                 .AutoClear(false)
@@ -95,7 +102,10 @@ internal static class ExportCommand
             table.AddRow("parameters", s.Parameters.ToString("N0"));
             table.AddRow("weights bytes", $"{s.DataBytes:N0} ({s.DataBytes / 1048576.0:F1} MiB)");
             table.AddRow("graph bytes / nodes", $"{s.GraphBytes:N0} / {s.Nodes:N0}");
-            table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
+            if (s.Manifest.IsClassifier)
+                table.AddRow("head", Markup.Escape($"sequence classification ({s.Manifest.Family}), labels {string.Join(", ", s.Manifest.Labels)}"));
+            else
+                table.AddRow("objectives", s.Manifest.Objectives.Count.ToString());
             if (s.Validation is { } v)
                 table.AddRow("validation", Markup.Escape(v));
             table.AddRow("time", $"{s.Elapsed.TotalSeconds:F2} s");

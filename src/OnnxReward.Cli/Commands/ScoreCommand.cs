@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using OnnxReward.Cli.IO;
 using OnnxReward.Text.Conversations;
+using OnnxReward.Wire;
 
 namespace OnnxReward.Cli.Commands;
 
@@ -54,7 +55,7 @@ internal static class ScoreCommand
     /// run alone so the failure lands on the line that caused it and the rest of the chunk is still scored.</summary>
     private static void Process(RewardModel model, JsonLines io, List<InputLine> lines, bool embed)
     {
-        var rows = new List<ScoringRow>(lines.Count);
+        var rows = new List<EncodedInput>(lines.Count);
         var errors = new string?[lines.Count];
         var rowOf = new int[lines.Count];
         for (var i = 0; i < lines.Count; i++)
@@ -68,7 +69,7 @@ internal static class ScoreCommand
             try
             {
                 var parsed = ScoringInput.FromJson(lines[i].Json!.Value);
-                rows.Add(model.EncodeRow(parsed, lines[i].Number, needGating: !embed));
+                rows.Add(embed ? model.EncodeForEmbedding(parsed, lines[i].Number) : model.Encode(parsed, lines[i].Number));
                 rowOf[i] = rows.Count - 1;
             }
             catch (Exception e) when (CommandSupport.IsLineError(e))
@@ -77,12 +78,12 @@ internal static class ScoreCommand
             }
         }
 
-        var results = RunRows(rows, embed ? r => model.EmbedRows(r) : r => model.ScoreRows(r).Cast<object>().ToArray());
+        var results = RunRows(rows, embed ? r => model.Embed(r).Cast<object>().ToArray() : r => model.Score(r).Cast<object>().ToArray());
         for (var i = 0; i < lines.Count; i++)
         {
             var error = errors[i] ?? (rowOf[i] >= 0 ? results[rowOf[i]].Error : null);
             if (error is null && rowOf[i] >= 0)
-                error = results[rowOf[i]].Value is RewardScore s ? NonFinite(s) : NonFinite((float[])results[rowOf[i]].Value!);
+                error = results[rowOf[i]].Value is RewardScore s ? RewardJson.NonFinite(s) : RewardJson.NonFinite((float[])results[rowOf[i]].Value!);
             if (error is not null)
             {
                 io.WriteError(lines[i].Number, error);
@@ -98,12 +99,12 @@ internal static class ScoreCommand
                     w.WriteEndArray();
                 });
             else
-                io.Write(lines[i].Number, w => WriteScore(w, (RewardScore)value!));
+                io.WriteValue(lines[i].Number, w => RewardJson.Write(w, (RewardScore)value!));
         }
     }
 
     /// <summary>Runs all rows as one call; when that fails, each row alone, so one row's failure is that row's error.</summary>
-    internal static (object? Value, string? Error)[] RunRows(List<ScoringRow> rows, Func<IReadOnlyList<ScoringRow>, IReadOnlyList<object>> run)
+    internal static (object? Value, string? Error)[] RunRows(List<EncodedInput> rows, Func<IReadOnlyList<EncodedInput>, IReadOnlyList<object>> run)
     {
         var results = new (object?, string?)[rows.Count];
         if (rows.Count == 0)
@@ -136,44 +137,5 @@ internal static class ScoreCommand
             }
         }
         return results;
-    }
-
-    /// <summary>The error for a score with a NaN or infinite value (JSON has no such numbers), or null when finite.</summary>
-    internal static string? NonFinite(RewardScore s)
-    {
-        string? where = !float.IsFinite(s.Score) ? $"score {s.Score}"
-            : s.ScoreStd is { } std && !float.IsFinite(std) ? $"score_std {std}" : null;
-        for (var k = 0; where is null && k < s.ObjectiveNames.Count; k++)
-            if (!float.IsFinite(s.RewardValues[k]))
-                where = $"objective {s.ObjectiveNames[k]} {s.RewardValues[k]}";
-            else if (!float.IsFinite(s.GatingValues[k]))
-                where = $"gating {s.ObjectiveNames[k]} {s.GatingValues[k]}";
-        return where is null ? null : NonFiniteMessage(where);
-    }
-
-    internal static string? NonFinite(float[] embedding)
-    {
-        var i = Array.FindIndex(embedding, v => !float.IsFinite(v));
-        return i < 0 ? null : NonFiniteMessage($"embedding[{i}] {embedding[i]}");
-    }
-
-    internal static string NonFiniteMessage(string where) =>
-        $"the model produced {where.Split(' ')[^1]} for this input ({where}), which is not a number JSON can carry: the graph overflowed " +
-        "or its weights are broken. Check the model (re-export it, or use fp32) or leave this input out.";
-
-    public static void WriteScore(Utf8JsonWriter w, RewardScore s)
-    {
-        w.WriteNumber("score", s.Score);
-        if (s.ScoreStd is { } std)
-            w.WriteNumber("score_std", std);
-        w.WriteStartObject("objectives");
-        for (var k = 0; k < s.ObjectiveNames.Count; k++)
-            w.WriteNumber(s.ObjectiveNames[k], s.RewardValues[k]);
-        w.WriteEndObject();
-        w.WriteStartObject("gating");
-        for (var k = 0; k < s.ObjectiveNames.Count; k++)
-            w.WriteNumber(s.ObjectiveNames[k], s.GatingValues[k]);
-        w.WriteEndObject();
-        w.WriteNumber("tokens", s.TokenCount);
     }
 }

@@ -62,13 +62,20 @@ internal sealed class JsonLines : IDisposable
     /// <summary>Writes one result object for input line <paramref name="line"/>. The object is built in memory first, so
     /// a body that fails half-way (a NaN the JSON writer refuses, say) never leaves a partial object on the output:
     /// the line gets its error instead.</summary>
-    public void Write(int line, Action<Utf8JsonWriter> body)
+    public void Write(int line, Action<Utf8JsonWriter> body) => WriteValue(line, w =>
+    {
+        w.WriteStartObject();
+        body(w);
+        w.WriteEndObject();
+    });
+
+    /// <summary>Writes one whole JSON value (a wire record, see <see cref="OnnxReward.Wire.RewardJson"/>) for input line
+    /// <paramref name="line"/>, built in memory first as <see cref="Write"/> is.</summary>
+    public void WriteValue(int line, Action<Utf8JsonWriter> value)
     {
         try
         {
-            _writer.WriteStartObject();
-            body(_writer);
-            _writer.WriteEndObject();
+            value(_writer);
             _writer.Flush();
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
@@ -89,11 +96,7 @@ internal sealed class JsonLines : IDisposable
     {
         Errors++;
         Console.Error.WriteLine($"line {line}: {message}");
-        Write(line, w =>
-        {
-            w.WriteNumber("line", line);
-            w.WriteString("error", message);
-        });
+        WriteValue(line, w => OnnxReward.Wire.RewardJson.WriteError(w, message, line));
     }
 
     public void Flush() => _output.Flush();

@@ -29,12 +29,14 @@ internal static class OpenApiDocument
       },
       "Score": {
         "type": "object",
-        "required": ["score", "objectives", "gating", "tokens"],
+        "required": ["score", "tokens"],
+        "description": "An ArmoRM model's result has objectives and gating; a sequence classifier's has logits instead.",
         "properties": {
           "score": { "type": "number" },
           "score_std": { "type": "number", "description": "Present when the model has a posterior." },
-          "objectives": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Objective rewards in the model's fixed order." },
-          "gating": { "type": "object", "additionalProperties": { "type": "number" } },
+          "objectives": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Objective rewards in the model's fixed order (ArmoRM)." },
+          "gating": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Gating weights (ArmoRM)." },
+          "logits": { "type": "array", "items": { "type": "number" }, "description": "The score head's logits (sequence classifier; the score is logits[0])." },
           "tokens": { "type": "integer" }
         }
       },

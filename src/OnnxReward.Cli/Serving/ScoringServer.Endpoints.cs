@@ -5,6 +5,7 @@ using OnnxReward.Cli.Commands;
 using OnnxReward.Selection;
 using OnnxReward.Text.Conversations;
 using OnnxReward.Transforms;
+using OnnxReward.Wire;
 
 namespace OnnxReward.Cli.Serving;
 
@@ -35,56 +36,45 @@ internal sealed partial class ScoringServer
     private Task Health(HttpContext ctx)
     {
         if (_model is { } model)
-            return WriteJson(ctx, StatusCodes.Status200OK, w =>
+            return WriteJson(ctx, StatusCodes.Status200OK, Obj(w =>
             {
                 w.WriteString("status", "ok");
                 w.WriteString("model", ModelName(model));
                 w.WriteString("execution_provider", model.ExecutionProvider);
+                w.WriteString("head", model.Manifest.IsClassifier ? "sequence_classification" : "armorm");
                 w.WriteBoolean("has_posterior", model.HasPosterior);
                 w.WriteStartArray("objectives");
                 foreach (var name in model.ObjectiveNames)
                     w.WriteStringValue(name);
                 w.WriteEndArray();
-            });
+            }));
         ctx.Response.Headers.RetryAfter = _settings.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return WriteJson(ctx, StatusCodes.Status503ServiceUnavailable, w =>
+        return WriteJson(ctx, StatusCodes.Status503ServiceUnavailable, Obj(w =>
         {
             w.WriteString("status", LoadError is null ? "loading" : "failed");
             if (LoadError is not null)
                 w.WriteString("error", LoadError);
-        });
+        }));
     }
 
     private string ModelName(RewardModel model) => _settings.ModelName ?? Path.GetFileName(model.Directory.TrimEnd('/'));
 
     // ---- POST /v1/score: {"conversations": [input, ...]} → {"results": [score, ...]} -------------------------------
 
-    private async Task<Action<Utf8JsonWriter>> Score(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
+    private async Task<Action<Utf8JsonWriter>> Score(JsonElement body, RewardModel model, RewardScorer batcher, CancellationToken ct)
     {
         var items = RequireArray(body, "conversations",
             "expected {\"conversations\": [{\"messages\": [...]} | {\"prompt\", \"response\"} | {\"text\"} | {\"input_ids\"}, ...]}");
-        var rows = new ScoringRow[items.Count];
+        var rows = new EncodedInput[items.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(Parse(items[i], $"conversations[{i}]"), i, needGating: true, ct);
-        var scores = Finite(await batcher.Submit(rows, ct), "conversations");
-        return w =>
-        {
-            w.WriteStartArray("results");
-            foreach (var s in scores)
-            {
-                w.WriteStartObject();
-                ScoreCommand.WriteScore(w, s);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        };
+            rows[i] = model.Encode(Parse(items[i], $"conversations[{i}]"), i, ct);
+        var scores = Finite(await batcher.ScoreAsync(rows, ct), "conversations");
+        return w => RewardJson.WriteResponse(w, scores);
     }
 
-    // ---- POST /v1/bon: the `bon` command's line shape plus its options as fields -----------------------------------
-
-    private async Task<Action<Utf8JsonWriter>> BestOfN(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
+    private async Task<Action<Utf8JsonWriter>> BestOfN(JsonElement body, RewardModel model, RewardScorer batcher, CancellationToken ct)
     {
-        var request = BonCommand.ParseRequest(body);
+        var request = RewardJson.ReadBestOfNRequest(body);
         var rows = request.Candidates.Count + (request.ReferenceResponses?.Count ?? 0);
         CheckCount(rows, "candidates + reference_responses");
         var ruleName = OptionalString(body, "rule") ?? "score";
@@ -116,10 +106,10 @@ internal sealed partial class ScoringServer
         if (options.Objectives is { } names)
             _ = ObjectiveSubset.FromNames(model.ObjectiveNames, names);
         // The candidates of one prompt are already a batch: they run under the queue's admission bound, not through it.
-        var result = await batcher.Admit(rows, token => BestOfNSelector.Select(model, request, options, token), ct);
-        if (BonCommand.NonFinite(result) is { } bad)
+        var result = await batcher.RunExclusiveAsync(rows, token => BestOfNSelector.Select(model, request, options, token), ct);
+        if (RewardJson.NonFinite(result) is { } bad)
             throw new HttpError(StatusCodes.Status422UnprocessableEntity, bad);
-        return w => BonCommand.WriteResult(w, result, ruleName.ToLowerInvariant());
+        return w => RewardJson.Write(w, result, ruleName.ToLowerInvariant());
     }
 
     // ---- POST /get_reward: OpenRLHF's remote reward model --------------------------------------------------------
@@ -127,17 +117,17 @@ internal sealed partial class ScoringServer
     // later versions add "scores" beside it) and openrlhf/utils/remote_rm_utils.py (request_api_wrapper POSTs JSON and
     // reads score_key="rewards"; the trainer sends "query" plus "prompts"/"labels", which are accepted and ignored).
 
-    private async Task<Action<Utf8JsonWriter>> GetReward(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
+    private async Task<Action<Utf8JsonWriter>> GetReward(JsonElement body, RewardModel model, RewardScorer batcher, CancellationToken ct)
     {
         if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("query", out var query))
             throw new FormatException("expected {\"query\": [\"<templated conversation text>\", ...]} (OpenRLHF's remote reward model request).");
         var texts = query.ValueKind == JsonValueKind.String ? [query.GetString()!] : StringList(query, "query");
         CheckCount(texts.Count, "query");
-        var rows = new ScoringRow[texts.Count];
+        var rows = new EncodedInput[texts.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(new ScoringInput(null, WithBos(model, texts[i]), null), i, needGating: true, ct);
-        var scores = Finite(await batcher.Submit(rows, ct), "query");
-        return w =>
+            rows[i] = model.Encode(ScoringInput.FromTemplatedText(WithBos(model, texts[i])), i, ct);
+        var scores = Finite(await batcher.ScoreAsync(rows, ct), "query");
+        return Obj(w =>
         {
             foreach (var name in new[] { "rewards", "scores" })
             {
@@ -146,7 +136,7 @@ internal sealed partial class ScoringServer
                     w.WriteNumberValue(s.Score);
                 w.WriteEndArray();
             }
-        };
+        });
     }
 
     /// <summary>
@@ -167,7 +157,7 @@ internal sealed partial class ScoringServer
     // format, POST /v1/classify). A reward model has one output: "probs" carries the raw score (no sigmoid/softmax),
     // num_classes is 1 and the label is "LABEL_0" as in a one-label Hugging Face config.
 
-    private async Task<Action<Utf8JsonWriter>> Classify(JsonElement body, RewardModel model, DynamicBatcher batcher, CancellationToken ct)
+    private async Task<Action<Utf8JsonWriter>> Classify(JsonElement body, RewardModel model, RewardScorer batcher, CancellationToken ct)
     {
         if (body.ValueKind != JsonValueKind.Object)
             throw new FormatException("expected {\"input\": text | [texts]} or {\"messages\": [...]} (vLLM/SGLang classify request).");
@@ -179,11 +169,11 @@ internal sealed partial class ScoringServer
 
         var inputs = new List<ScoringInput>();
         if (hasMessages)
-            inputs.Add(new ScoringInput(Conversation.FromMessages(ScoringInput.ParseMessages(messages)), null, null));
+            inputs.Add(ScoringInput.FromConversation(Conversation.FromMessages(ScoringInput.ParseMessages(messages))));
         else if (input.ValueKind == JsonValueKind.String)
-            inputs.Add(new ScoringInput(null, WithBos(model, input.GetString()!), null));
+            inputs.Add(ScoringInput.FromTemplatedText(WithBos(model, input.GetString()!)));
         else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
-            inputs.Add(new ScoringInput(null, null, TokenIds(input, "input")));
+            inputs.Add(ScoringInput.FromTokenIds(TokenIds(input, "input")));
         else if (input.ValueKind == JsonValueKind.Array)
         {
             CheckCount(input.GetArrayLength(), "input");
@@ -192,8 +182,8 @@ internal sealed partial class ScoringServer
             {
                 inputs.Add(item.ValueKind switch
                 {
-                    JsonValueKind.String => new ScoringInput(null, WithBos(model, item.GetString()!), null),
-                    JsonValueKind.Array => new ScoringInput(null, null, TokenIds(item, $"input[{i}]")),
+                    JsonValueKind.String => ScoringInput.FromTemplatedText(WithBos(model, item.GetString()!)),
+                    JsonValueKind.Array => ScoringInput.FromTokenIds(TokenIds(item, $"input[{i}]")),
                     _ => throw new FormatException($"\"input\"[{i}] is neither a string nor an array of token ids."),
                 });
                 i++;
@@ -202,12 +192,12 @@ internal sealed partial class ScoringServer
         else
             throw new FormatException("\"input\" is neither a string, an array of strings, nor an array of token ids.");
 
-        var rows = new ScoringRow[inputs.Count];
+        var rows = new EncodedInput[inputs.Count];
         for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.EncodeRow(inputs[i], i, needGating: true, ct);
-        var scores = Finite(await batcher.Submit(rows, ct), "input");
+            rows[i] = model.Encode(inputs[i], i, ct);
+        var scores = Finite(await batcher.ScoreAsync(rows, ct), "input");
         var name = OptionalString(body, "model") ?? ModelName(model);
-        return w =>
+        return Obj(w =>
         {
             w.WriteString("id", "classify-" + Guid.NewGuid().ToString("N"));
             w.WriteString("object", "list");
@@ -219,7 +209,7 @@ internal sealed partial class ScoringServer
             {
                 w.WriteStartObject();
                 w.WriteNumber("index", i);
-                w.WriteString("label", "LABEL_0");
+                w.WriteString("label", model.Manifest.Labels.Count == 1 ? model.Manifest.Labels[0] : "LABEL_0");
                 w.WriteStartArray("probs");
                 w.WriteNumberValue(scores[i].Score);
                 w.WriteEndArray();
@@ -234,14 +224,14 @@ internal sealed partial class ScoringServer
             w.WriteNumber("completion_tokens", 0);
             w.WriteNull("prompt_tokens_details");
             w.WriteEndObject();
-        };
+        });
     }
 
     /// <summary>The scores, or 422 naming the first item the model scored NaN/∞ (JSON cannot carry it).</summary>
     private static IReadOnlyList<RewardScore> Finite(IReadOnlyList<RewardScore> scores, string field)
     {
         for (var i = 0; i < scores.Count; i++)
-            if (ScoreCommand.NonFinite(scores[i]) is { } bad)
+            if (RewardJson.NonFinite(scores[i]) is { } bad)
                 throw new HttpError(StatusCodes.Status422UnprocessableEntity, $"\"{field}\"[{i}]: {bad}", i);
         return scores;
     }

@@ -24,7 +24,7 @@ internal sealed class HttpError(int status, string message, int? index = null) :
 
 /// <summary>
 /// <c>onnxreward serve</c>: an ASP.NET Core minimal-API host around one <see cref="RewardModel"/> and its
-/// <see cref="DynamicBatcher"/>. Data flow of a scoring request:
+/// <see cref="RewardScorer"/>. Data flow of a scoring request:
 /// <code>
 /// middleware (API key → 401, metrics) → body ≤ MaxBodyBytes (413), UTF-8 (400), in time (408) → JSON (400)
 ///   → ≤ MaxConversations (413) → encode each input on the request thread (400 with the library's message)
@@ -46,7 +46,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
     private readonly ServingMetrics _metrics = new();
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RewardModel? _model;
-    private volatile DynamicBatcher? _batcher;
+    private volatile RewardScorer? _batcher;
     private int _stopped;
 
     /// <summary>Why the model failed to load (the service then stops), or null.</summary>
@@ -85,7 +85,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
     /// <summary>Completes when the model is loaded (faults when loading failed).</summary>
     public Task Ready => _loaded.Task;
 
-    internal DynamicBatcher? Batcher => _batcher;
+    internal RewardScorer? Batcher => _batcher;
 
     public Task StartAsync(CancellationToken cancellationToken = default) => _app.StartAsync(cancellationToken);
 
@@ -124,7 +124,17 @@ internal sealed partial class ScoringServer : IAsyncDisposable
             var model = _load();
             if (!model.Manifest.IsReward)
                 throw new RewardModelException($"{model.Directory} is a backbone-only model (no reward head): the service scores, so give a reward model.");
-            _batcher = new DynamicBatcher(model, _settings, _metrics);
+            var scorer = new RewardScorer(model, new RewardScorerOptions
+            {
+                MaxWait = TimeSpan.FromMilliseconds(_settings.MaxWaitMs),
+                MaxBatchSize = _settings.MaxBatchSize,
+                MaxBatchTokens = _settings.MaxBatchTokens,
+                QueueCapacity = _settings.QueueCapacity,
+                BeforeRound = _settings.BeforeRound,
+                RoundCompleted = r => _metrics.RecordRound(r.Rows, r.Tokens, r.Requests, r.Seconds),
+            });
+            _metrics.ObserveQueue(() => scorer.QueuedRows, () => scorer.AdmittedRows);
+            _batcher = scorer;
             _model = model;
             _loaded.TrySetResult();
         }
@@ -180,7 +190,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
     // ---- request and response plumbing ----------------------------------------------------------------------------
 
     /// <summary>Runs a JSON endpoint: readiness, body limits, JSON parsing, error mapping.</summary>
-    private async Task Run(HttpContext ctx, Func<JsonElement, RewardModel, DynamicBatcher, CancellationToken, Task<Action<Utf8JsonWriter>>> handle)
+    private async Task Run(HttpContext ctx, Func<JsonElement, RewardModel, RewardScorer, CancellationToken, Task<Action<Utf8JsonWriter>>> handle)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         deadline.CancelAfter(_settings.RequestTimeout);
@@ -213,7 +223,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
         {
             await WriteError(ctx, e).ConfigureAwait(false);
         }
-        catch (ServiceBusyException e)
+        catch (ScorerBusyException e)
         {
             await WriteError(ctx, new HttpError(StatusCodes.Status503ServiceUnavailable, e.Message)).ConfigureAwait(false);
         }
@@ -282,14 +292,21 @@ internal sealed partial class ScoringServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A body writer for an object whose properties <paramref name="properties"/> writes.</summary>
+    private static Action<Utf8JsonWriter> Obj(Action<Utf8JsonWriter> properties) => w =>
+    {
+        w.WriteStartObject();
+        properties(w);
+        w.WriteEndObject();
+    };
+
+    /// <summary>Answers with one JSON value that <paramref name="write"/> writes whole.</summary>
     private static async Task WriteJson(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
-            w.WriteStartObject();
             write(w);
-            w.WriteEndObject();
         }
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json; charset=utf-8";
@@ -305,14 +322,6 @@ internal sealed partial class ScoringServer : IAsyncDisposable
             ctx.Response.Headers.Connection = "close";    // the unread rest of the body makes the connection unusable
         if (e.Status == StatusCodes.Status503ServiceUnavailable)
             ctx.Response.Headers.RetryAfter = _settings.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return WriteJson(ctx, e.Status, w =>
-        {
-            w.WriteStartObject("error");
-            w.WriteString("message", e.Message);
-            w.WriteNumber("status", e.Status);
-            if (e.Index is { } i)
-                w.WriteNumber("index", i);
-            w.WriteEndObject();
-        });
+        return WriteJson(ctx, e.Status, w => Wire.RewardJson.WriteHttpError(w, e.Message, e.Status, e.Index));
     }
 }

@@ -1,7 +1,7 @@
 namespace OnnxReward.Batching;
 
 /// <summary>One planned batch: which requests go in it (indices into the caller's list) and the padded length.</summary>
-internal readonly record struct BatchPlan(int[] Items, int PaddedLength)
+public readonly record struct BatchPlan(int[] Items, int PaddedLength)
 {
     /// <summary>Padded cost of the batch: rows × padded length (what the graph computes over).</summary>
     public long PaddedTokens => (long)Items.Length * PaddedLength;
@@ -16,7 +16,7 @@ internal readonly record struct BatchPlan(int[] Items, int PaddedLength)
 /// the budget still keeps batches wide). A row longer than the budget runs alone.
 /// Because attention is causal and padding is on the right, the batch a request lands in never changes its score.
 /// </summary>
-internal static class TokenBudgetBatcher
+public static class TokenBudgetBatcher
 {
     public static List<BatchPlan> Plan(ReadOnlySpan<int> lengths, int maxBatchTokens, int maxBatchSize, double maxPaddingWaste = 1.0)
     {

@@ -15,6 +15,9 @@ namespace OnnxReward.Model;
 /// <c>score_std</c> float [B] when <see cref="HasPosterior"/>, and <c>embedding</c> float [B, D] (final hidden state at
 /// the reward position).</item>
 /// <item>outputs of a backbone graph: <c>embedding</c> float [B, D].</item>
+/// <item>a reward graph with <see cref="Head"/> <c>sequence_classification</c> has no <c>gating_positions</c> input and
+/// outputs <c>logits</c> float [B, L] (L = <see cref="Labels"/>), <c>score</c> float [B] (= logits[:, 0]; L = 1) and
+/// <c>embedding</c>; its reward position is the rightmost token that is not <see cref="PadTokenId"/>.</item>
 /// </list>
 /// </summary>
 public sealed record RewardModelManifest
@@ -24,14 +27,24 @@ public sealed record RewardModelManifest
 
     [JsonPropertyName("format_version")] public int FormatVersion { get; init; } = CurrentFormatVersion;
 
-    /// <summary><c>reward</c> (backbone + ArmoRM head) or <c>backbone</c> (embedding only).</summary>
+    /// <summary><c>reward</c> (backbone + a head that scores) or <c>backbone</c> (embedding only).</summary>
     [JsonPropertyName("kind")] public required string Kind { get; init; }
+
+    /// <summary>The head of a reward graph: <c>armorm</c> (regression + gating + transform; also what a manifest without
+    /// this field means) or <c>sequence_classification</c> (<c>score.weight</c> at the pooled token); null for a backbone.</summary>
+    [JsonPropertyName("head")] public string? Head { get; init; }
+
+    /// <summary>The sequence-classification head's label names in logit order (config.json's id2label); empty otherwise.</summary>
+    [JsonPropertyName("labels")] public IReadOnlyList<string> Labels { get; init; } = [];
+
+    /// <summary>The backbone family the graph was built from: <c>llama</c> or <c>qwen3</c> (information; the graph is self-contained).</summary>
+    [JsonPropertyName("family")] public string? Family { get; init; }
 
     /// <summary>The ONNX file, relative to the model directory.</summary>
     [JsonPropertyName("graph")] public string Graph { get; init; } = "model.onnx";
 
     /// <summary>Backbone precision: <c>fp32</c>, <c>fp16</c>, <c>int8</c> (DynamicQuantizeMatMul), <c>int8-block</c> or
-    /// <c>int4</c> (MatMulNBits; see <see cref="Quantization"/>). The head is always fp32.</summary>
+    /// <c>int4</c> (MatMulNBits; see <see cref="Quantization"/>): a <see cref="ModelDType"/>'s name. The head is always fp32.</summary>
     [JsonPropertyName("dtype")] public required string DType { get; init; }
 
     /// <summary>The execution provider the graph was built for: <c>cpu</c> or <c>cuda</c>.</summary>
@@ -87,6 +100,15 @@ public sealed record RewardModelManifest
 
     public bool IsReward => Kind == "reward";
 
+    public const string ArmoRmHead = "armorm";
+    public const string SequenceClassificationHead = "sequence_classification";
+
+    /// <summary>A reward graph with the ArmoRM head: objectives, gating (and the gating position input), maybe a posterior.</summary>
+    [JsonIgnore] public bool IsArmoRm => IsReward && (Head ?? ArmoRmHead) == ArmoRmHead;
+
+    /// <summary>A reward graph with the sequence-classification head: logits only, pooled at the last non-pad token.</summary>
+    [JsonIgnore] public bool IsClassifier => IsReward && Head == SequenceClassificationHead;
+
     public sealed record SourceInfo
     {
         /// <summary>The checkpoint's folder or file name as exported (not a machine path; <see cref="Files"/> identify it).</summary>
@@ -105,9 +127,6 @@ public sealed record RewardModelManifest
         [property: JsonPropertyName("embedding_dtype")] string EmbeddingDType,
         [property: JsonPropertyName("block_size")] int? BlockSize = null,
         [property: JsonPropertyName("accuracy_level")] int? AccuracyLevel = null);
-
-    /// <summary>The dtypes a manifest may name.</summary>
-    public static IReadOnlyList<string> DTypes { get; } = ["fp32", "fp16", "int8", "int8-block", "int4"];
 
     public sealed record SourceFile(
         [property: JsonPropertyName("name")] string Name,
@@ -169,8 +188,8 @@ public sealed record RewardModelManifest
                 "Re-export the model with this version's `onnxreward export`.");
         if (Kind is not ("reward" or "backbone"))
             throw new RewardModelException(Bad("kind", $"is '{Kind}', expected 'reward' or 'backbone'"));
-        if (!DTypes.Contains(DType))
-            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", DTypes.Select(d => $"'{d}'"))}"));
+        if (!ModelDTypes.TryParse(DType, out _))
+            throw new RewardModelException(Bad("dtype", $"is '{DType}', expected one of {string.Join(", ", ModelDTypes.Names.Select(d => $"'{d}'"))}"));
         if (Variant is not ("cpu" or "cuda"))
             throw new RewardModelException(Bad("variant", $"is '{Variant}', expected 'cpu' or 'cuda'"));
         // Bounds first (issue 16 item 12: max_sequence_length 1e8 crashed inside ONNX Runtime mid-run).
@@ -198,9 +217,16 @@ public sealed record RewardModelManifest
             throw new RewardModelException(Bad("gating_token_pattern", $"holds id {outside}, outside the vocabulary [0, {VocabSize})"));
         if (BosTokenId is { } bos && (bos < 0 || bos >= VocabSize))
             throw new RewardModelException(Bad("bos_token_id", $"is {bos}, outside the vocabulary [0, {VocabSize})"));
-        if (IsReward && Objectives.Count == 0)
+        if (Head is not (null or ArmoRmHead or SequenceClassificationHead))     // on a backbone, a head is not used
+            throw new RewardModelException(Bad("head", $"is '{Head}', expected '{ArmoRmHead}' or '{SequenceClassificationHead}'"));
+        if (IsClassifier && (Labels.Count != 1 || Objectives.Count != 0 || HasPosterior))
+            throw new RewardModelException(Bad("labels", $"lists {Labels.Count} labels; a sequence-classification reward model has exactly one " +
+                "logit (and no objectives or posterior)"));
+        if (IsArmoRm && Labels.Count != 0)
+            throw new RewardModelException(Bad("labels", "is set, but only a sequence-classification head has labels"));
+        if (IsArmoRm && Objectives.Count == 0)
             throw new RewardModelException(Bad("objectives", "is empty, but a reward model needs its objective names"));
-        if (IsReward && GatingTokenPattern.Count == 0)
+        if (IsArmoRm && GatingTokenPattern.Count == 0)
             throw new RewardModelException(Bad("gating_token_pattern", "is empty, but a reward model needs it to find the gating position"));
         if (PadTokenId is { } pad && (pad < 0 || pad >= VocabSize))
             throw new RewardModelException(Bad("pad_token_id", $"is {pad}, outside the vocabulary [0, {VocabSize})"));

@@ -4,7 +4,7 @@ using OnnxReward.Model;
 namespace OnnxReward.Runtime;
 
 /// <summary>What loading a model on the CPU is estimated to need, in bytes (see <see cref="MemoryFit"/>).</summary>
-internal readonly record struct MemoryEstimate(string DType, long Weights, long Activations, long Runtime)
+public readonly record struct MemoryEstimate(string DType, long Weights, long Activations, long Runtime)
 {
     public long Total => Weights + Activations + Runtime;
 }
@@ -28,7 +28,7 @@ internal readonly record struct MemoryEstimate(string DType, long Weights, long 
 /// </list>
 /// It is an estimate for a yes/no answer with a margin, not an accounting: perf/README.md lists it next to measured peaks.
 /// </summary>
-internal static class MemoryFit
+public static class MemoryFit
 {
     public const string LimitVariable = "ONNXREWARD_MEMORY_LIMIT";
     private const long RuntimeBytes = 512L << 20;

@@ -4,21 +4,13 @@ using OnnxReward.Model;
 
 namespace OnnxReward.Runtime;
 
-/// <summary>The outputs a run should produce.</summary>
-[Flags]
-internal enum RunOutputs
-{
-    Head = 1,        // score, rewards, gating (+ score_std when the graph has it)
-    Embedding = 2,   // embedding [B, D]
-}
-
 /// <summary>
 /// The one seam between batching and execution (TEI's Backend): runs one right-padded batch through the fused graph
 /// and writes the per-row outputs into caller-owned spans. Thread-safe: concurrent callers each rent a
 /// <see cref="RunContext"/> (its own IO binding and pooled buffers), so steady-state runs allocate only a few small
 /// OrtValue wrappers per batch and nothing per token.
 /// </summary>
-internal sealed class OrtRewardSession : IDisposable
+public sealed class OrtRewardSession : IRewardBackend
 {
     // Legend: B = rows in the batch, T = padded length, K = objectives, D = hidden size.
     private readonly InferenceSession _session;
@@ -33,17 +25,24 @@ internal sealed class OrtRewardSession : IDisposable
         _session = session;
         _manifest = manifest;
         Provider = provider;
-        _hasStd = manifest.IsReward && manifest.HasPosterior && session.OutputMetadata.ContainsKey("score_std");
+        _hasStd = manifest.IsArmoRm && manifest.HasPosterior && session.OutputMetadata.ContainsKey("score_std");
         CheckGraphContract();
     }
 
     /// <summary>The execution provider that runs the graph: <c>CUDA</c> or <c>CPU</c>.</summary>
     public string Provider { get; }
 
+    string IRewardBackend.Name => Provider;
+    bool IRewardBackend.HasEmbedding => HasEmbeddingOutput;
+
     public int Objectives => _manifest.Objectives.Count;
+    public int Labels => _manifest.Labels.Count;
     public int HiddenSize => _manifest.HiddenSize;
     public bool HasScoreStd => _hasStd;
 
+    /// <summary>Creates an ONNX Runtime session for an exported graph on the execution provider the options ask for
+    /// (no memory-fit check: <see cref="RewardModel.Load"/> makes it first).</summary>
+    /// <exception cref="RewardModelException">The graph does not load, or the provider cannot be used.</exception>
     public static OrtRewardSession Create(string graphPath, RewardModelManifest manifest, RewardModelOptions options)
     {
         OrtEnvironment.EnsureQuiet();
@@ -108,17 +107,18 @@ internal sealed class OrtRewardSession : IDisposable
     {
         var inputs = _session.InputMetadata;
         var outputs = _session.OutputMetadata;
-        var needIn = _manifest.IsReward
+        var needIn = _manifest.IsArmoRm
             ? new[] { "input_ids", "reward_positions", "gating_positions" }
             : new[] { "input_ids", "reward_positions" };
-        var needOut = _manifest.IsReward ? new[] { "score", "rewards", "gating" } : new[] { "embedding" };
+        var needOut = _manifest.IsArmoRm ? new[] { "score", "rewards", "gating" }
+            : _manifest.IsClassifier ? new[] { "score", "logits" } : new[] { "embedding" };
         var missing = needIn.Where(n => !inputs.ContainsKey(n)).Select(n => "input " + n)
             .Concat(needOut.Where(n => !outputs.ContainsKey(n)).Select(n => "output " + n)).ToList();
         if (missing.Count > 0)
             throw new RewardModelException(
                 $"model.onnx does not match its reward_model.json (kind '{_manifest.Kind}'): missing {string.Join(", ", missing)}. " +
                 "The graph and manifest come from different exports; re-export the model directory with `onnxreward export`.");
-        if (_manifest.IsReward && outputs["rewards"].Dimensions is [_, var k] && k > 0 && k != _manifest.Objectives.Count)
+        if (_manifest.IsArmoRm && outputs["rewards"].Dimensions is [_, var k] && k > 0 && k != _manifest.Objectives.Count)
             throw new RewardModelException(
                 $"model.onnx has {k} objectives but reward_model.json names {_manifest.Objectives.Count}. Re-export the model directory.");
     }
@@ -133,7 +133,7 @@ internal sealed class OrtRewardSession : IDisposable
     /// <see cref="OperationCanceledException"/>.
     /// </summary>
     public void Run(IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions, ReadOnlySpan<int> gatingPositions,
-        int paddedLength, RunOutputs what, in BatchOutputs outputs, CancellationToken cancellationToken = default)
+        int paddedLength, RewardOutputs what, in RewardBatchOutputs outputs, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
@@ -166,16 +166,6 @@ internal sealed class OrtRewardSession : IDisposable
         _session.Dispose();
     }
 
-    /// <summary>Caller-owned output spans for one batch (any may be empty when not requested).</summary>
-    internal readonly ref struct BatchOutputs
-    {
-        public Span<float> Score { get; init; }
-        public Span<float> Rewards { get; init; }
-        public Span<float> Gating { get; init; }
-        public Span<float> ScoreStd { get; init; }
-        public Span<float> Embedding { get; init; }
-    }
-
     /// <summary>One IO binding with pooled input/output buffers; used by one thread at a time.</summary>
     private sealed class RunContext : IDisposable
     {
@@ -188,13 +178,14 @@ internal sealed class OrtRewardSession : IDisposable
         private float[] _gating = new float[64 * 32];
         private float[] _std = new float[64];
         private float[] _embedding = new float[64 * 512];
+        private float[] _logits = new float[64];
         private readonly long[] _shape2 = new long[2];
         private readonly long[] _shape1 = new long[1];
 
         public RunContext(InferenceSession session) => _binding = session.CreateIoBinding();
 
         public void Run(OrtRewardSession owner, IReadOnlyList<ReadOnlyMemory<int>> ids, ReadOnlySpan<int> rewardPositions,
-            ReadOnlySpan<int> gatingPositions, int t, RunOutputs what, in BatchOutputs outputs, RunOptions runOptions)
+            ReadOnlySpan<int> gatingPositions, int t, RewardOutputs what, in RewardBatchOutputs outputs, RunOptions runOptions)
         {
             var b = ids.Count;
             var k = owner.Objectives;
@@ -213,7 +204,7 @@ internal sealed class OrtRewardSession : IDisposable
                     row[j] = src[j];
                 row[src.Length..].Fill(pad);
                 _rewardPos[r] = rewardPositions[r];
-                if (owner._manifest.IsReward)
+                if (owner._manifest.IsArmoRm)
                     _gatingPos[r] = gatingPositions[r];
             }
 
@@ -223,10 +214,18 @@ internal sealed class OrtRewardSession : IDisposable
                 _shape2[0] = b; _shape2[1] = t; _shape1[0] = b;
                 values.Add(Bind("input_ids", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _ids.AsMemory(0, b * t), _shape2), input: true));
                 values.Add(Bind("reward_positions", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _rewardPos.AsMemory(0, b), _shape1), input: true));
-                if (owner._manifest.IsReward)
+                if (owner._manifest.IsArmoRm)
                     values.Add(Bind("gating_positions", OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _gatingPos.AsMemory(0, b), _shape1), input: true));
 
-                if ((what & RunOutputs.Head) != 0)
+                var labels = owner.Labels;
+                if ((what & RewardOutputs.Head) != 0 && owner._manifest.IsClassifier)
+                {
+                    Ensure(ref _score, b);
+                    Ensure(ref _logits, b * labels);
+                    values.Add(Bind("score", Output(_score, b, [b]), input: false));
+                    values.Add(Bind("logits", Output(_logits, b * labels, [b, labels]), input: false));
+                }
+                else if ((what & RewardOutputs.Head) != 0)
                 {
                     Ensure(ref _score, b);
                     Ensure(ref _rewards, b * k);
@@ -240,7 +239,7 @@ internal sealed class OrtRewardSession : IDisposable
                         values.Add(Bind("score_std", Output(_std, b, [b]), input: false));
                     }
                 }
-                if ((what & RunOutputs.Embedding) != 0)
+                if ((what & RewardOutputs.Embedding) != 0)
                 {
                     Ensure(ref _embedding, b * d);
                     values.Add(Bind("embedding", Output(_embedding, b * d, [b, d]), input: false));
@@ -248,7 +247,12 @@ internal sealed class OrtRewardSession : IDisposable
 
                 owner._session.RunWithBinding(runOptions, _binding);
 
-                if ((what & RunOutputs.Head) != 0)
+                if ((what & RewardOutputs.Head) != 0 && owner._manifest.IsClassifier)
+                {
+                    _score.AsSpan(0, b).CopyTo(outputs.Score);
+                    _logits.AsSpan(0, b * labels).CopyTo(outputs.Logits);
+                }
+                else if ((what & RewardOutputs.Head) != 0)
                 {
                     _score.AsSpan(0, b).CopyTo(outputs.Score);
                     _rewards.AsSpan(0, b * k).CopyTo(outputs.Rewards);
@@ -256,7 +260,7 @@ internal sealed class OrtRewardSession : IDisposable
                     if (owner._hasStd)
                         _std.AsSpan(0, b).CopyTo(outputs.ScoreStd);
                 }
-                if ((what & RunOutputs.Embedding) != 0)
+                if ((what & RewardOutputs.Embedding) != 0)
                     _embedding.AsSpan(0, b * d).CopyTo(outputs.Embedding);
             }
             finally

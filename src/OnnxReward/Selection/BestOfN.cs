@@ -109,6 +109,16 @@ public static class BestOfN
     /// <exception cref="ArgumentException">no candidate, or any check of <see cref="RewardAggregation.LscAnd"/> fails (the
     /// message names the candidate).</exception>
     public static int SelectByLscAnd(
+        IReadOnlyList<IReadOnlyList<double>> candidateRewards, ReadOnlySpan<double> referenceRewards, ObjectiveSubset? objectives = null) =>
+        ArgMax(LscAndKeys(candidateRewards, referenceRewards, objectives));
+
+    /// <summary>
+    /// The selection key of <see cref="SelectByLscAnd(IReadOnlyList{IReadOnlyList{double}}, ReadOnlySpan{double}, ObjectiveSubset?)"/>
+    /// for each candidate: <c>u_c = Σ_{i∈S} log σ(r_{c,i} − r_i^ref)</c> (<see cref="RewardAggregation.LscAnd"/>), [n].
+    /// </summary>
+    /// <exception cref="ArgumentException">no candidate, a null candidate, or any check of <see cref="RewardAggregation.LscAnd"/>
+    /// fails (the message names the candidate).</exception>
+    public static double[] LscAndKeys(
         IReadOnlyList<IReadOnlyList<double>> candidateRewards, ReadOnlySpan<double> referenceRewards, ObjectiveSubset? objectives = null)
     {
         ArgumentNullException.ThrowIfNull(candidateRewards);
@@ -129,7 +139,7 @@ public static class BestOfN
                 throw new ArgumentException($"candidate {c}: {StripParamSuffix(e)}", nameof(candidateRewards), e);
             }
         }
-        return ArgMax(keys);
+        return keys;
     }
 
     /// <summary>
@@ -156,13 +166,20 @@ public static class BestOfN
     /// <summary><see cref="SelectByLscAnd(IReadOnlyList{IReadOnlyList{double}}, ReadOnlySpan{double}, ObjectiveSubset?)"/> over
     /// scored candidates' objective rewards (<see cref="RewardScore.RewardValues"/>).</summary>
     public static int SelectByLscAnd(
+        IReadOnlyList<RewardScore> candidates, ReadOnlySpan<double> referenceRewards, ObjectiveSubset? objectives = null) =>
+        ArgMax(LscAndKeys(candidates, referenceRewards, objectives));
+
+    /// <summary><see cref="LscAndKeys(IReadOnlyList{IReadOnlyList{double}}, ReadOnlySpan{double}, ObjectiveSubset?)"/> over
+    /// scored candidates' objective rewards (<see cref="RewardScore.RewardValues"/>).</summary>
+    /// <exception cref="ArgumentException">no candidate, a null candidate, or any check of the other overload fails.</exception>
+    public static double[] LscAndKeys(
         IReadOnlyList<RewardScore> candidates, ReadOnlySpan<double> referenceRewards, ObjectiveSubset? objectives = null)
     {
         CheckScores(candidates);
         var rewards = new double[candidates.Count][];
         for (int c = 0; c < rewards.Length; c++)
             rewards[c] = candidates[c].RewardValues.Select(v => (double)v).ToArray();
-        return SelectByLscAnd(rewards, referenceRewards, objectives);
+        return LscAndKeys(rewards, referenceRewards, objectives);
     }
 
     static void CheckScores(IReadOnlyList<RewardScore> candidates)

@@ -82,7 +82,14 @@ public static class BestOfNSelector
         if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !model.HasPosterior)
             throw new RewardModelException(
                 $"the {options.Rule} rule needs a score standard deviation, but this model has no posterior (its reward_model.json " +
-                "says has_posterior: false). Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");
+                "says has_posterior: false" + (model.Manifest.IsClassifier ? "; a sequence-classification model has one logit and no posterior" : "") +
+                "). Use --rule score" + (model.ObjectiveNames.Count > 0 ? " or lsc-and" : "") +
+                ", or a model trained with a posterior (onnxreward train).");
+        if (options.Rule == SelectionRule.LscAnd && model.ObjectiveNames.Count == 0)
+            throw new RewardModelException(
+                "the lsc-and rule combines per-objective rewards, but this model has no objectives (its reward_model.json lists " +
+                "none: a sequence-classification head has one logit). Use --rule score (with reference responses or rewards for the " +
+                "LSC transform of the score), or a multi-objective (ArmoRM) model.");
 
         var references = request.ReferenceResponses ?? [];
         var all = request.Candidates.Concat(references).Select(r => Conversation.FromPromptResponse(request.Prompt, r)).ToList();
@@ -114,7 +121,7 @@ public static class BestOfNSelector
                     options.ReferenceMethod, options.Quantile);
                 var subset = options.Objectives is null ? ObjectiveSubset.All(model.ObjectiveNames.Count)
                     : ObjectiveSubset.FromNames(model.ObjectiveNames, options.Objectives);
-                transformed = candidates.Select(c => RewardAggregation.LscAnd(c.RewardValues.Select(v => (double)v).ToArray(), perObjective, subset)).ToArray();
+                transformed = BestOfN.LscAndKeys(candidates, perObjective, subset);
                 chosen = BestOfN.ArgMax(transformed);
                 break;
             }

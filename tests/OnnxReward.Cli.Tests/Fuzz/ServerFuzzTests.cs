@@ -73,7 +73,7 @@ public class ServerFuzzTests
                 if (endpoint == "/v1/score")
                 {
                     using var doc = JsonDocument.Parse(c.Bytes);
-                    var expected = ServingFixture.TinyModel.ScoreInputs([ScoringInput.FromJson(doc.RootElement)])[0];
+                    var expected = ServingFixture.TinyModel.Score([ScoringInput.FromJson(doc.RootElement)])[0];
                     ServingFixture.AssertSame(json.GetProperty("results")[0], expected, what);
                 }
                 continue;

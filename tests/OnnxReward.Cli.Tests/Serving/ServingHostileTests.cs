@@ -50,10 +50,11 @@ public class ServingHostileTests
         // Bound: the 1 s deadline plus one template cancellation stride and the HTTP round trip; 3 s leaves room for a
         // loaded 2-core machine and is far below the ~28 s the request costs uncancelled.
         Assert.That(elapsed, Is.LessThan(3), "stopped at the deadline");
-        var cpu = await CpuOver(TimeSpan.FromSeconds(1.5));
-        // A live render burns one core, ~1.5 CPU-s in the 1.5 s window; the bound is 1.0 because the measurement covers the
-        // whole test process (GC and other fixtures add up to ~0.5 CPU-s on a loaded 2-core machine).
-        Assert.That(cpu, Is.LessThan(1.0), "nothing keeps rendering after the answer (a live render burns ~1.5 CPU-s here)");
+        var cpu = await CpuOver(TimeSpan.FromSeconds(3));
+        // A live render burns one core, ~3 CPU-s in the 3 s window; the bound is half of that because the measurement
+        // covers the whole test process (GC, tiered JIT and other fixtures took up to 1.2 CPU-s per 1.5 s on a 2-core
+        // machine loaded by other builds, so the earlier 1.5 s window with a 1.0 bound failed 3 runs in 7 there).
+        Assert.That(cpu, Is.LessThan(1.5), "nothing keeps rendering after the answer (a live render burns ~3 CPU-s here)");
         Assert.That(s.Server.Batcher!.AdmittedRows, Is.Zero);
     }
 
@@ -67,8 +68,8 @@ public class ServingHostileTests
         // The server notices the closed connection (RequestAborted) at its next cancellation check: give it 1 s, then
         // the process must be idle although 27 s of rendering were left.
         await Task.Delay(1000);
-        var cpu = await CpuOver(TimeSpan.FromSeconds(1.5));
-        Assert.That(cpu, Is.LessThan(1.0), "the abandoned request no longer renders (a live render burns ~1.5 CPU-s; bound as above)");
+        var cpu = await CpuOver(TimeSpan.FromSeconds(3));
+        Assert.That(cpu, Is.LessThan(1.5), "the abandoned request no longer renders (a live render burns ~3 CPU-s; bound as above)");
         using var health = await s.Client.GetAsync("/health");
         Assert.That((int)health.StatusCode, Is.EqualTo(200), "the server lives on");
     }

@@ -101,6 +101,8 @@ public class ServingProtectionTests
         // The gate holds the batcher inside a round, so admitted rows stay admitted until it opens.
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var s = await Start(new ServeSettings { QueueCapacity = 3, MaxConversations = 1, MaxWaitMs = 0, BeforeRound = () => gate.Task });
+        // A failed assertion must not leave the round held: shutdown drains the queue and would wait on the gate forever.
+        await using var release = new GateRelease(gate);
         var accepted = new List<Task<HttpResponseMessage>>();
         HttpResponseMessage? rejected = null;
         for (var i = 0; i < 10 && rejected is null; i++)
@@ -115,13 +117,13 @@ public class ServingProtectionTests
         Assert.That(rejected, Is.Not.Null, "the 4th concurrent row must be refused");
         Assert.That(accepted, Has.Count.EqualTo(3), "exactly --queue-capacity rows admitted");
         Assert.That(rejected!.Headers.RetryAfter?.Delta, Is.EqualTo(TimeSpan.FromSeconds(1)));
-        Assert.That(await rejected.Content.ReadAsStringAsync(), Does.Contain("the scoring queue is full (3 rows pending, --queue-capacity)"));
+        Assert.That(await rejected.Content.ReadAsStringAsync(), Does.Contain("the scoring queue is full (3 rows pending, QueueCapacity / --queue-capacity)"));
         Assert.That(s.Server.Batcher!.AdmittedRows, Is.EqualTo(3), "no growth past the bound");
 
         using (var health = await s.Client.GetAsync("/health"))
             Assert.That(health.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the service stays healthy under overload");
 
-        gate.SetResult();
+        gate.TrySetResult();
         foreach (var t in accepted)
         {
             using var r = await t;
@@ -214,5 +216,15 @@ public class ServingProtectionTests
         Assert.That(s.Server.Batcher.AdmittedRows, Is.Zero, "queue drained");
         Assert.ThrowsAsync<HttpRequestException>(() => s.Client.GetAsync("/health"), "no new connections after shutdown");
         s.Client.Dispose();
+    }
+
+    /// <summary>Opens a round gate when disposed (declared after the server, so it is disposed before the server drains).</summary>
+    private sealed class GateRelease(TaskCompletionSource gate) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            gate.TrySetResult();
+            return ValueTask.CompletedTask;
+        }
     }
 }

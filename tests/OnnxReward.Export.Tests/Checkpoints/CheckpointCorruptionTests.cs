@@ -114,8 +114,8 @@ public class CheckpointCorruptionTests
         using (var w = new HuggingFaceCheckpointWriter(_dir))
         {
             foreach (var (name, shape, _) in CheckpointLayout.Expected(TinyCheckpoints.Config, null))
-                w.Add(name, TensorDType.F32, shape, TinyCheckpoints.Values(name, shape.Aggregate(1L, (a, d) => a * d)));
-            w.Add("model.layers.0.self_attn.q_proj.bias", TensorDType.F32, [8], new float[8]);
+                w.Add(name, ElementType.Float, shape, TinyCheckpoints.Values(name, shape.Aggregate(1L, (a, d) => a * d)));
+            w.Add("model.layers.0.self_attn.q_proj.bias", ElementType.Float, [8], new float[8]);
             w.Complete(TinyCheckpoints.Config, null);
         }
         var e = OpenFails(_dir);

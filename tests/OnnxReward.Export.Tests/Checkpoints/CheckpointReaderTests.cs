@@ -27,9 +27,9 @@ public class CheckpointReaderTests
         Assert.That(c.Head, Is.Not.Null);
         Assert.That((c.Head!.NumObjectives, c.Head.GatingHiddenDim, c.Head.GatingNHidden, c.Head.GatingTemperature), Is.EqualTo((19, 32, 3, 10.0)));
         Assert.That(c.Head.ObjectiveNames![4], Is.EqualTo("helpsteer-verbosity"));
-        Assert.That(c.Tensors.GetInfo("model.embed_tokens.weight"), Has.Property("DType").EqualTo(TensorDType.BF16));
+        Assert.That(c.Tensors.GetInfo("model.embed_tokens.weight"), Has.Property("DType").EqualTo(ElementType.BFloat16));
         Assert.That(c.Tensors.GetInfo("model.embed_tokens.weight").Shape, Is.EqualTo(new long[] { 128257, 64 }));
-        Assert.That(c.Tensors.GetInfo("regression_layer.weight").DType, Is.EqualTo(TensorDType.F32));
+        Assert.That(c.Tensors.GetInfo("regression_layer.weight").DType, Is.EqualTo(ElementType.Float));
         Assert.That(c.Tensors.ReadFloat32("gating.logit_scale"), Is.EqualTo(new[] { 1.7f }), "README: gating.logit_scale [1] = 1.7");
         Assert.That(c.Tensors.Names, Has.Count.EqualTo(9 * 2 + 2 + 2 + 8 + 1));
         // Layer 1 is split across the two shards (README): both halves must resolve.
@@ -69,17 +69,17 @@ public class CheckpointReaderTests
         Assert.That(c.Tensors.ReadFloat32("model.layers.0.self_attn.v_proj.weight"), Is.EqualTo(wv));
     }
 
-    [TestCase(TensorDType.F32)]
-    [TestCase(TensorDType.F16)]
-    [TestCase(TensorDType.BF16)]
-    public void WriteThenRead_IsBitExactForEveryDtype(TensorDType dtype)
+    [TestCase(ElementType.Float)]
+    [TestCase(ElementType.Float16)]
+    [TestCase(ElementType.BFloat16)]
+    public void WriteThenRead_IsBitExactForEveryDtype(ElementType dtype)
     {
         // Raw path: arbitrary bit patterns (NaN payloads, ±Inf, subnormals, -0) come back unchanged.
         var rng = new Random(42);
-        var size = dtype == TensorDType.F32 ? 4 : 2;
+        var size = dtype == ElementType.Float ? 4 : 2;
         var raw = new byte[37 * size];
         rng.NextBytes(raw);
-        uint[] special = dtype == TensorDType.F32
+        uint[] special = dtype == ElementType.Float
             ? [0x7FC00001, 0xFF800000, 0x7F800000, 0x00000001, 0x80000000]
             : [0x7E01, 0xFC00, 0x7C00, 0x0001, 0x8000];
         for (var i = 0; i < special.Length; i++)
@@ -99,7 +99,7 @@ public class CheckpointReaderTests
         Assert.That(file.GetInfo("values").Shape, Is.EqualTo(new long[] { 8, 8 }));
         Assert.That(file.Bytes("raw"), Is.EqualTo(raw));
         var back = new float[64];
-        Float32Conversion.Convert(file.Bytes("values"), dtype, back);
+        ElementConversion.ToFloat32(file.Bytes("values"), dtype, back);
         Assert.That(back, Is.EqualTo(values));
         Assert.That(file.Metadata["format"], Is.EqualTo("pt"));
     }

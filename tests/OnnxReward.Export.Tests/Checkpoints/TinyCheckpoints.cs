@@ -29,13 +29,13 @@ internal static class TinyCheckpoints
     }
 
     /// <summary>Writes a reward checkpoint (backbone BF16, head F32, like ArmoRM) and returns its folder.</summary>
-    public static string WriteReward(string folder, long maxShardBytes = 1L << 30, bool head = true, TensorDType? embedDType = null)
+    public static string WriteReward(string folder, long maxShardBytes = 1L << 30, bool head = true, ElementType? embedDType = null)
     {
         using var w = new HuggingFaceCheckpointWriter(folder, maxShardBytes);
         foreach (var (name, shape, _) in CheckpointLayout.Expected(Config, head ? Head : null))
         {
             var dtype = name == "model.embed_tokens.weight" && embedDType is { } e ? e
-                : name.StartsWith("model.", StringComparison.Ordinal) ? TensorDType.BF16 : TensorDType.F32;
+                : name.StartsWith("model.", StringComparison.Ordinal) ? ElementType.BFloat16 : ElementType.Float;
             w.Add(name, dtype, shape, Values(name, shape.Aggregate(1L, (a, d) => a * d)));
         }
         w.Complete(Config, head ? Head : null);

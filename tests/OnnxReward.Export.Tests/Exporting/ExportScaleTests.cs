@@ -39,7 +39,7 @@ public class ExportScaleTests
             {
                 var outDir = Path.Combine(root, dtype);
                 var clock = Stopwatch.StartNew();
-                var options = new ExportOptions { DType = dtype };
+                var options = new ExportOptions { Precision = ExportPrecision.Parse(dtype) };
                 var summary = inMemory is null
                     ? ModelExporter.Export(ckpt, outDir, options)
                     : ModelExporter.Export(inMemory, "in-memory", outDir, options, null, CancellationToken.None);

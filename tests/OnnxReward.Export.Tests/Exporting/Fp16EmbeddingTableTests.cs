@@ -14,9 +14,9 @@ public class Fp16EmbeddingTableTests
         var dir = SharedData.NewTempDirectory("emb16");
         try
         {
-            var options = new ExportOptions { DType = "fp32", GatingTokenPattern = [3, 4] };
-            var f32 = ModelExporter.Export(TinyCheckpoints.WriteReward(Path.Combine(dir, "c32"), embedDType: TensorDType.F32), Path.Combine(dir, "m32"), options);
-            var f16 = ModelExporter.Export(TinyCheckpoints.WriteReward(Path.Combine(dir, "c16"), embedDType: TensorDType.F16), Path.Combine(dir, "m16"), options);
+            var options = new ExportOptions { Precision = ExportPrecision.Fp32, GatingTokenPattern = [3, 4] };
+            var f32 = ModelExporter.Export(TinyCheckpoints.WriteReward(Path.Combine(dir, "c32"), embedDType: ElementType.Float), Path.Combine(dir, "m32"), options);
+            var f16 = ModelExporter.Export(TinyCheckpoints.WriteReward(Path.Combine(dir, "c16"), embedDType: ElementType.Float16), Path.Combine(dir, "m16"), options);
             var v = TinyCheckpoints.Config.VocabSize;
             var d = TinyCheckpoints.Config.HiddenSize;
             Assert.That(f32.DataBytes - f16.DataBytes, Is.GreaterThanOrEqualTo((long)v * d * 2 - 4096), "the table is stored in 2 bytes per value");

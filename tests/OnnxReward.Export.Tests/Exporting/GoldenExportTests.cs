@@ -42,7 +42,7 @@ public class GoldenExportTests
         _fp32 = SharedData.NewTempDirectory("armorm-tiny-fp32");
         _fp16 = SharedData.NewTempDirectory("armorm-tiny-fp16");
         _summary32 = ModelExporter.Export(source, _fp32);
-        ModelExporter.Export(source, _fp16, new ExportOptions { DType = "fp16", Variant = "cuda" });   // manifest check
+        ModelExporter.Export(source, _fp16, new ExportOptions { Precision = ExportPrecision.Parse("fp16", "cuda") });   // manifest check
     }
 
     // Tolerance (../shared/reference/armorm-tiny/README.md, "Tolerance"): |ours − golden| ≤ 1e-4 + 1e-4·|golden| for
@@ -210,7 +210,7 @@ public class MinimalReaderGoldenTests
         _fp32 = SharedData.NewTempDirectory("armorm-tiny-min32");
         _fp16 = SharedData.NewTempDirectory("armorm-tiny-min16");
         ModelExporter.Export(ckpt, SharedData.ArmormTiny, _fp32, new ExportOptions(), null, CancellationToken.None);
-        ModelExporter.Export(ckpt, SharedData.ArmormTiny, _fp16, new ExportOptions { DType = "fp16" }, null, CancellationToken.None);
+        ModelExporter.Export(ckpt, SharedData.ArmormTiny, _fp16, new ExportOptions { Precision = ExportPrecision.Parse("fp16") }, null, CancellationToken.None);
     }
 
     [Test]

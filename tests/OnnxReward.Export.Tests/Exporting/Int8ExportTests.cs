@@ -23,7 +23,7 @@ public class Int8ExportTests
         _fp32 = SharedData.NewTempDirectory("armorm-tiny-fp32");
         _int8 = SharedData.NewTempDirectory("armorm-tiny-int8");
         ModelExporter.Export(SharedData.ArmormTiny, _fp32);
-        ModelExporter.Export(SharedData.ArmormTiny, _int8, new ExportOptions { DType = "int8" });
+        ModelExporter.Export(SharedData.ArmormTiny, _int8, new ExportOptions { Precision = ExportPrecision.Parse("int8") });
     }
 
     private static Dictionary<string, int> OpCounts(string dir) =>
@@ -108,8 +108,7 @@ public class Int8ExportTests
     [Test]
     public void Int8IsRefusedForCuda()
     {
-        var e = Assert.Throws<ExportException>(() =>
-            ModelExporter.Export(SharedData.ArmormTiny, SharedData.NewTempDirectory(), new ExportOptions { DType = "int8", Variant = "cuda" }));
+        var e = Assert.Throws<ExportException>(() => ExportPrecision.Parse("int8", "cuda"));
         Assert.That(e!.Message, Does.Contain("fp16 for CUDA"));
     }
 }

@@ -21,13 +21,13 @@ internal static class MinimalSafetensorsSource
             var header = JsonDocument.Parse(bytes.AsMemory(8, headerLength)).RootElement;
             foreach (var t in header.EnumerateObject().Where(p => p.Name != "__metadata__"))
             {
-                var dtype = t.Value.GetProperty("dtype").GetString() switch { "F32" => TensorDType.F32, "BF16" => TensorDType.BF16, _ => TensorDType.F16 };
+                var dtype = t.Value.GetProperty("dtype").GetString() switch { "F32" => ElementType.Float, "BF16" => ElementType.BFloat16, _ => ElementType.Float16 };
                 var shape = t.Value.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
                 var offsets = t.Value.GetProperty("data_offsets").EnumerateArray().Select(v => v.GetInt64()).ToArray();
                 var raw = bytes.AsSpan((int)(8 + headerLength + offsets[0]), (int)(offsets[1] - offsets[0]));
-                var values = new float[raw.Length / (dtype == TensorDType.F32 ? 4 : 2)];
+                var values = new float[raw.Length / (dtype == ElementType.Float ? 4 : 2)];
                 for (var i = 0; i < values.Length; i++)
-                    values[i] = dtype == TensorDType.F32 ? BitConverter.ToSingle(raw[(i * 4)..])
+                    values[i] = dtype == ElementType.Float ? BitConverter.ToSingle(raw[(i * 4)..])
                         : BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(raw[(i * 2)..]) << 16);
                 source.Add(t.Name, dtype, shape, values);
             }

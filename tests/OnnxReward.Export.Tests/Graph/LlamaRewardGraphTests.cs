@@ -24,6 +24,38 @@ public class LlamaRewardGraphTests
         TestContext.Out.WriteLine($"{what}: max |diff| {worst:E2}");
     }
 
+    /// <summary>Qwen3's q/k norm on both attention paths (fused GQA rotary for Dh = 16, plain-op RoPE for Dh = 8, which
+    /// no golden covers: skywork-qwen3-tiny has Dh = 32), with an explicit head_dim ≠ D / H and the classifier head.</summary>
+    [TestCase(40, 4, 2, 16, TestName = "Qwen3_Dh16_ExplicitHeadDim_FusedRotary")]
+    [TestCase(40, 4, 2, 8, TestName = "Qwen3_Dh8_ExplicitHeadDim_PlainOpRope")]
+    public void RandomQwen3Classifier_MatchesFloat64Reference(int d, int h, int hkv, int headDim)
+    {
+        var config = new LlamaConfig
+        {
+            HiddenSize = d, IntermediateSize = 72, NumHiddenLayers = 2, NumAttentionHeads = h, NumKeyValueHeads = hkv,
+            VocabSize = 301, RopeTheta = 1000000, MaxPositionEmbeddings = 64, PadTokenId = 300, RmsNormEps = 1e-6,
+            ExplicitHeadDim = headDim, Family = ModelFamily.Qwen3,
+        };
+        var classifier = new ClassifierHeadConfig { NumLabels = 1, LabelNames = ["LABEL_0"] };
+        using var ckpt = InMemoryCheckpoint.Create(config, null, seed: 11, classifier: classifier);
+        var dir = SharedData.NewTempDirectory();
+        ModelExporter.Export(ckpt, "in-memory", dir, new ExportOptions(), null, CancellationToken.None);
+
+        var rng = new Random(2);
+        long[][] rows = [.. new[] { 13, 4, 9 }.Select(n => Enumerable.Range(0, n).Select(_ => (long)rng.Next(300)).ToArray())];
+        long[] pooled = [12, 3, 8];
+        using var ort = new OrtRunner(dir);
+        var outp = ort.Run(rows, pooled, null, pad: 300);
+        Assert.That(ort.OutputNames, Is.EquivalentTo(new[] { "embedding", "logits", "score" }));
+        var score = ckpt.Tensors.ReadFloat32("score.weight");
+        for (var b = 0; b < rows.Length; b++)
+        {
+            var hidden = ReferenceLlama.Forward(config, ckpt.Tensors, rows[b])[pooled[b]];
+            AssertClose(outp["embedding"].Skip(b * d).Take(d).ToArray(), hidden, $"row {b} embedding");
+            AssertClose([outp["score"][b]], [hidden.Select((x, j) => x * score[j]).Sum()], $"row {b} score");
+        }
+    }
+
     [TestCase(64, 4, 2, TestName = "Dh16_FusedRotaryGQA")]
     [TestCase(64, 8, 4, TestName = "Dh8_PlainOpRope")]
     [TestCase(96, 6, 6, TestName = "Dh16_MultiHeadNoGrouping")]

@@ -7,7 +7,7 @@ namespace OnnxReward.Export.Tests.Graph;
 /// <summary>
 /// A plain, loop-by-loop float64 Llama + ArmoRM head written from the armorm-tiny README's "What was computed" (HF
 /// LlamaModel semantics) — no ONNX, no shared code with the graph builder — used as an oracle on random weights
-/// where no golden exists (Dh = 8 RoPE fallback, posterior variance).
+/// where no golden exists (Dh = 8 RoPE fallback, posterior variance, Qwen3's q/k norm on that fallback).
 /// </summary>
 internal static class ReferenceLlama
 {
@@ -58,6 +58,14 @@ internal static class ReferenceLlama
             {
                 var hn = Norm(x[p], g1);
                 q[p] = Lin(hn, wq, h * dh); k[p] = Lin(hn, wk, hkv * dh); v[p] = Lin(hn, wv, hkv * dh);
+                if (c.QkNorm)
+                {
+                    // Qwen3 (skywork-qwen3-tiny README): q = q_norm.weight * (q * rsqrt(mean_over_head_dim(q^2) + eps)) per
+                    // head, the same for k, BEFORE RoPE.
+                    double[] gq = W($"{pfx}.self_attn.q_norm.weight"), gk = W($"{pfx}.self_attn.k_norm.weight");
+                    q[p] = Enumerable.Range(0, h).SelectMany(hh => Norm(q[p].Skip(hh * dh).Take(dh).ToArray(), gq)).ToArray();
+                    k[p] = Enumerable.Range(0, hkv).SelectMany(hh => Norm(k[p].Skip(hh * dh).Take(dh).ToArray(), gk)).ToArray();
+                }
                 Rope(q[p], h, p); Rope(k[p], hkv, p);
             }
             var nx = new double[t][];

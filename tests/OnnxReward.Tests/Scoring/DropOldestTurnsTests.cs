@@ -14,13 +14,18 @@ public class DropOldestTurnsTests
         ExecutionProvider = ExecutionProviderKind.Cpu, MaxSequenceLength = maxLength, Truncation = TruncationPolicy.DropOldestTurns,
     });
 
+    /// <summary>The ids of <paramref name="messages"/> with no length limit (the oracle measures lengths itself).</summary>
+    private static int[] Ids(RewardModel model, IReadOnlyList<ChatMessage> messages) =>
+        model.Encoder.With(model.Encoder.Options with { MaxSequenceLength = null, Truncation = TruncationPolicy.Error })
+            .Encode(Conversation.FromMessages(messages), 0, findGating: false).ToArray();
+
     /// <summary>The pre-fix algorithm, written out: drop the oldest droppable turn (not system, before the last user turn),
     /// re-render, re-encode, until it fits or nothing droppable is left. Returns the ids and turns dropped, or null.</summary>
     private static (int[] Ids, int Dropped)? OneAtATime(RewardModel model, Conversation c)
     {
         var messages = c.Messages.ToList();
         var lastUser = messages.FindLastIndex(m => m.Role == "user");
-        var ids = model.Encoder.EncodeIds(messages, c, 0, default);
+        var ids = Ids(model, messages);
         var dropped = 0;
         while (ids.Length > model.MaxSequenceLength)
         {
@@ -29,7 +34,7 @@ public class DropOldestTurnsTests
                 return null;
             messages.RemoveAt(oldest);
             dropped++;
-            ids = model.Encoder.EncodeIds(messages, c, 0, default);
+            ids = Ids(model, messages);
         }
         return (ids, dropped);
     }
@@ -93,9 +98,9 @@ public class DropOldestTurnsTests
         }
         var c = Conversation.FromMessages(messages);
         using var model = Load(512);
-        ConversationEncoder.RendersOnThisThread = 0;
+        InputEncoder.RendersOnThisThread = 0;
         var (ids, _, gating) = model.Tokenize(c);
-        var renders = ConversationEncoder.RendersOnThisThread;
+        var renders = InputEncoder.RendersOnThisThread;
         var droppable = 2 * pairs - 1;                       // every turn before the last user turn but the system turn
         var bound = 2 + (int)Math.Ceiling(Math.Log2(droppable));   // full render, all-dropped render, then the binary search
         TestContext.Out.WriteLine($"{ids.Length} tokens kept, {renders} renders (bound {bound}; the old loop: one per dropped turn, ~{droppable}); " +
@@ -110,6 +115,6 @@ public class DropOldestTurnsTests
         var keptFrom = messages.FindIndex(m => text.Contains(m.Content) && m.Role != "system");
         var oneMore = new List<ChatMessage> { messages[0] };
         oneMore.AddRange(messages.Skip(keptFrom - 1));
-        Assert.That(model.Encoder.EncodeIds(oneMore, c, 0, default).Length, Is.GreaterThan(512));
+        Assert.That(Ids(model, oneMore).Length, Is.GreaterThan(512));
     }
 }

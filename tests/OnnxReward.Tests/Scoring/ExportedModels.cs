@@ -20,7 +20,7 @@ internal static class ExportedModels
         var dir = Path.Combine(Path.GetTempPath(), $"onnxreward-models-{Environment.ProcessId}", name);
         if (Directory.Exists(dir))
             Directory.Delete(dir, true);
-        ModelExporter.Export(checkpoint, dir, new ExportOptions { DType = "fp32" });
+        ModelExporter.Export(checkpoint, dir, new ExportOptions { Precision = ExportPrecision.Fp32 });
         return dir;
     }
 

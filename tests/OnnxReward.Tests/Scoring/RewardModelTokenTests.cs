@@ -73,7 +73,7 @@ public class RewardModelTokenTests
         var inputs = Enumerable.Range(0, 1000).Select(i => goldens[i % goldens.Count].InputIds[..Math.Max(8, goldens[i % goldens.Count].InputIds.Length - i % 5)]).ToList();
         // Every input must still contain the gating pattern: keep only those that do (trimming may cut it).
         using var model = Load();
-        var valid = inputs.Where(ids => { try { model.FindGatingPosition(ids, 0); return true; } catch (RewardModelException) { return false; } }).ToList();
+        var valid = inputs.Where(ids => { try { model.Encoder.GatingPosition(ids, 0); return true; } catch (RewardModelException) { return false; } }).ToList();
         Assert.That(valid, Has.Count.GreaterThan(500));
         var expected = model.ScoreTokens(valid);
         // 8 threads at once; thread t scores the inputs with (i + t) % 4 == 0, in calls of 37, so every input is scored

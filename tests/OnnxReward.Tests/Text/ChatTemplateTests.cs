@@ -81,6 +81,20 @@ public class ChatTemplateTests
         Assert.That(t.Render([new("user", "\ufeffx\ufeff")]), Is.EqualTo("[\ufeffx\ufeff]"));
     }
 
+    /// <summary>Python slices with steps (Qwen3's template walks <c>messages[::-1]</c>); expected output rendered by
+    /// Python Jinja2 3.1.6 (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks) from the same template.</summary>
+    [Test]
+    public void SlicesWithStepsFollowPython()
+    {
+        var t = ChatTemplate.Parse("{% set l = [0,1,2,3,4,5] %}{{ l[::-1] }}|{{ l[::2] }}|{{ l[1::2] }}|{{ l[4:1:-1] }}|{{ l[-2::-1] }}|" +
+                                   "{{ l[:-7:-2] }}|{{ l[10:0:-3] }}|{{ l[1:4:] }}|{{ 'abcdef'[::-1] }}|{{ 'abcdef'[1:5:2] }}|" +
+                                   "{% for m in messages[::-1] %}{{ loop.index0 }}{{ m.role }};{% endfor %}");
+        Assert.That(t.Render([new("user", "a"), new("assistant", "b")]),
+            Is.EqualTo("[5, 4, 3, 2, 1, 0]|[0, 2, 4]|[1, 3, 5]|[4, 3, 2]|[4, 3, 2, 1, 0]|[5, 3, 1]|[5, 2]|[1, 2, 3]|fedcba|bd|0assistant;1user;"));
+        var zero = Assert.Throws<TemplateException>(() => ChatTemplate.Parse("{{ messages[::0] }}").Render([new("user", "a")]))!;
+        Assert.That(zero.Message, Does.Contain("slice step cannot be zero"));
+    }
+
     [TestCase("{% macro m() %}x{% endmacro %}", "'{% macro %}' is not supported")]
     [TestCase("{{ messages | selectattr('role') }}", "filter 'selectattr' is not supported")]
     [TestCase("{% for m in messages %}", "'{% for %}' has no '{% endfor %}'")]

@@ -11,7 +11,10 @@ namespace OnnxReward.Tests.Text;
 /// </summary>
 public class ConversationEncoderTests
 {
-    private static readonly Lazy<ConversationEncoder> Encoder = new(() => ConversationEncoder.Load(SharedData.ArmormTiny));
+    /// <summary>The Python reference\'s position rule (HF: the reward position is before the first pad), which the goldens use.</summary>
+    private static readonly InputEncoderOptions HfRule = new() { PadTokens = PadTokenRule.PoolBeforeFirstPad };
+
+    private static readonly Lazy<InputEncoder> Encoder = new(() => InputEncoder.Load(SharedData.ArmormTiny, HfRule));
 
     private static int[] Ints(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
@@ -28,12 +31,12 @@ public class ConversationEncoderTests
             var conversation = Conversation.FromMessages(ScoringInput.ParseMessages(g.GetProperty("messages")));
             Assert.That(encoder.Render(conversation, n), Is.EqualTo(g.GetProperty("rendered").GetString()), id);
             var encoded = encoder.Encode(conversation, n);
-            Assert.That(encoded.InputIds, Is.EqualTo(Ints(g.GetProperty("input_ids"))), id);
+            Assert.That(encoded.ToArray(), Is.EqualTo(Ints(g.GetProperty("input_ids"))), id);
             Assert.That(encoded.RewardPosition, Is.EqualTo(g.GetProperty("reward_position").GetInt32()), id);
             Assert.That(encoded.GatingPosition, Is.EqualTo(g.GetProperty("gating_position").GetInt32()), id);
             // The already-templated path gives the same ids and positions.
             var templated = encoder.EncodeTemplated(g.GetProperty("rendered").GetString()!, n);
-            Assert.That(templated.InputIds, Is.EqualTo(encoded.InputIds), id);
+            Assert.That(templated.ToArray(), Is.EqualTo(encoded.ToArray()), id);
             Assert.That((templated.RewardPosition, templated.GatingPosition), Is.EqualTo((encoded.RewardPosition, encoded.GatingPosition)), id);
             n++;
         }
@@ -47,7 +50,7 @@ public class ConversationEncoderTests
         // armorm.md §1.3: the pattern is the tokenizer's encoding of the assistant header (ids from the task statement).
         Assert.That(encoder.GatingPattern, Is.EqualTo(new[] { 128009, 128006, 78191, 128007, 271 }));
         // Raw encode: specials and ArmoRM's added [PAD] are one id each, no BOS is prepended (ids from tokenizer.json).
-        var ids = encoder.EncodeText("<|begin_of_text|>Hi<|eot_id|>[PAD]");
+        var ids = encoder.TokenizeText("<|begin_of_text|>Hi<|eot_id|>[PAD]");
         Assert.That(ids, Is.EqualTo(new[] { 128000, 13347, 128009, 128256 }));
         Assert.That(encoder.Decode(ids), Is.EqualTo("<|begin_of_text|>Hi<|eot_id|>[PAD]"));
         Assert.That(encoder.PadTokenId, Is.EqualTo(128256));
@@ -82,15 +85,18 @@ public class ConversationEncoderTests
         // Specials split the text, so the ids before the last header are exactly the encoding of the text before it.
         var prefix = text[..text.LastIndexOf("<|eot_id|><|start_header_id|>assistant", StringComparison.Ordinal)];
         Assert.That(e.GatingPosition, Is.EqualTo(encoder.Tokenizer.Encode(prefix).Length), "start of the LAST <|eot_id|><|start_header_id|>assistant…");
-        Assert.That(e.InputIds[e.GatingPosition..(e.GatingPosition + 5)], Is.EqualTo(encoder.GatingPattern));
+        Assert.That(e.ToArray()[e.GatingPosition..(e.GatingPosition + 5)], Is.EqualTo(encoder.GatingPattern));
         Assert.That(e.GatingPosition, Is.GreaterThan(10), "not the first header");
-        Assert.That(e.RewardPosition, Is.EqualTo(e.InputIds.Length - 1), "no pad: the last token");
+        Assert.That(e.RewardPosition, Is.EqualTo(e.ToArray().Length - 1), "no pad: the last token");
         // HF: (argmax(ids == pad) − 1) mod T: a literal [PAD] is the pad token and the reward is read just before it.
         var padded = encoder.EncodeTemplated(text + "[PAD][PAD]", 0);
-        Assert.That(padded.InputIds[^2..], Is.EqualTo(new[] { 128256, 128256 }));
-        Assert.That(padded.RewardPosition, Is.EqualTo(e.InputIds.Length - 1));
-        Assert.That(Positions.RewardPosition([128256, 5, 6], 128256), Is.EqualTo(2), "pad at 0: (0 − 1) mod 3");
-        Assert.That(Positions.RewardPosition([1, 2, 3], null), Is.EqualTo(2));
+        Assert.That(padded.ToArray()[^2..], Is.EqualTo(new[] { 128256, 128256 }));
+        Assert.That(padded.RewardPosition, Is.EqualTo(e.ToArray().Length - 1));
+        Assert.That(encoder.RewardPosition([128256, 5, 6]), Is.EqualTo(2), "pad at 0: (0 − 1) mod 3");
+        Assert.That(encoder.RewardPosition([1, 2, 3]), Is.EqualTo(2), "no pad: the last token");
+        // Scoring's rule: the pad token in the ids is an error that names it, never a silently moved reward position.
+        var strict = encoder.With(encoder.Options with { PadTokens = PadTokenRule.Reject });
+        Assert.That(Assert.Throws<RewardModelException>(() => strict.EncodeTemplated(text + "[PAD]", 4))!.Code, Is.EqualTo(RewardErrorCode.PadTokenInInput));
         Assert.Throws<RewardModelException>(() => encoder.EncodeTemplated("", 0), "empty text has nothing to score");
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxReward.Export;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Testing;
 using OnnxReward.Training.Pipeline;
@@ -34,7 +35,7 @@ public class TrainingPipelineTests
                     Assert.That(cb.Tensors.ReadFloat32(name), Is.EqualTo(ca.Tensors.ReadFloat32(name)), name);
                 Assert.That(ca.Head!.HasPosterior, Is.True);
                 Assert.That(ca.Head.ObjectiveNames, Does.Contain("verbosity"));
-                Assert.That(ca.Tensors.GetInfo("model.embed_tokens.weight").DType, Is.EqualTo(TensorDType.F16));
+                Assert.That(ca.Tensors.GetInfo("model.embed_tokens.weight").DType, Is.EqualTo(ElementType.Float16));
             }
 
             using var model = RewardModel.Load(a.ModelDirectory, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cpu });

@@ -1,3 +1,4 @@
+using OnnxReward.Export;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Testing;
 using OnnxReward.Training.Reference;
@@ -153,7 +154,7 @@ public sealed class ArmormTinyReferenceTests
             using (var writer = new HuggingFaceCheckpointWriter(dir))
             {
                 foreach (var (name, p) in model.ExportParameters())
-                    writer.Add(name, TensorDType.F32, p.Shape, p.Values);
+                    writer.Add(name, ElementType.Float, p.Shape, p.Values);
                 writer.Complete(checkpoint.Config, checkpoint.Head);
             }
             using var reopened = Checkpoint.Open(dir);

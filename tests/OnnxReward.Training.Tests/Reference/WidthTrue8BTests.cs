@@ -57,7 +57,7 @@ public sealed class WidthTrue8BTests
 
         clock.Restart();
         var modelDir = Path.Combine(_work, "model");
-        ModelExporter.Export(checkpointDir, modelDir, new ExportOptions { DType = "fp32" });
+        ModelExporter.Export(checkpointDir, modelDir, new ExportOptions { Precision = ExportPrecision.Fp32 });
         Directory.Delete(checkpointDir, recursive: true);
         Log($"export fp32: {clock.Elapsed.TotalSeconds:F1} s");
 

@@ -397,22 +397,36 @@ internal sealed class JinjaEvaluator
     {
         long? start = ix.SliceStart is null ? null : Eval(ix.SliceStart) as long?;
         long? end = ix.SliceEnd is null ? null : Eval(ix.SliceEnd) as long?;
-        int Clamp(long? v, int len, int dflt) => v is null ? dflt : (int)Math.Clamp(v.Value < 0 ? v.Value + len : v.Value, 0, len);
-        switch (target)
+        var step = ix.SliceStep is null ? 1 : Eval(ix.SliceStep) as long? ?? 1;
+        if (step == 0)
+            throw Error(ix.Position, "slice step cannot be zero");
+        var length = target switch
         {
-            case List<object?> l:
-            {
-                int a = Clamp(start, l.Count, 0), b = Clamp(end, l.Count, l.Count);
-                return a < b ? l.GetRange(a, b - a) : [];
-            }
-            case string s:
-            {
-                int a = Clamp(start, s.Length, 0), b = Clamp(end, s.Length, s.Length);
-                return a < b ? s[a..b] : "";
-            }
-            default:
-                throw Error(ix.Position, $"cannot slice {TypeName(target)}");
+            List<object?> l => l.Count,
+            string s => s.Length,
+            _ => throw Error(ix.Position, $"cannot slice {TypeName(target)}"),
+        };
+        // Python's slice.indices(length): negative bounds count from the end, then clamp to [0, len] (step > 0) or
+        // [-1, len - 1] (step < 0); the defaults are the two ends in the step's direction.
+        long Bound(long? v, long whenNull)
+        {
+            if (v is null) return whenNull;
+            var x = v.Value < 0 ? v.Value + length : v.Value;
+            return step > 0 ? Math.Clamp(x, 0, length) : Math.Clamp(x, -1, length - 1);
         }
+        long a = Bound(start, step > 0 ? 0 : length - 1), b = Bound(end, step > 0 ? length : -1);
+        var picked = new List<int>();
+        for (var i = a; step > 0 ? i < b : i > b; i += step)
+        {
+            Step(ix.Position);
+            picked.Add((int)i);
+        }
+        return target switch
+        {
+            List<object?> l => step == 1 && picked.Count > 0 ? l.GetRange(picked[0], picked.Count) : picked.Select(i => l[i]).ToList(),
+            string s => step == 1 && picked.Count > 0 ? s.Substring(picked[0], picked.Count) : string.Concat(picked.Select(i => s[i])),
+            _ => throw Error(ix.Position, $"cannot slice {TypeName(target)}"),
+        };
     }
 
     internal IEnumerable<object?> Iterate(object? value, int pos) => value switch

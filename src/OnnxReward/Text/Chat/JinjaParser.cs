@@ -15,7 +15,8 @@ internal sealed record NameExpr(string Name, int Position) : Expr(Position);
 internal sealed record ListExpr(List<Expr> Items, int Position) : Expr(Position);
 internal sealed record DictExpr(List<(Expr Key, Expr Value)> Items, int Position) : Expr(Position);
 internal sealed record AttrExpr(Expr Target, string Name, int Position) : Expr(Position);
-internal sealed record IndexExpr(Expr Target, Expr? Index, Expr? SliceStart, Expr? SliceEnd, bool IsSlice, int Position) : Expr(Position);
+internal sealed record IndexExpr(Expr Target, Expr? Index, Expr? SliceStart, Expr? SliceEnd, bool IsSlice, int Position,
+    Expr? SliceStep = null) : Expr(Position);
 internal sealed record CallExpr(Expr Target, List<Expr> Args, List<(string Name, Expr Value)> Kwargs, int Position) : Expr(Position);
 internal sealed record FilterExpr(Expr Target, string Name, List<Expr> Args, List<(string Name, Expr Value)> Kwargs, int Position) : Expr(Position);
 internal sealed record TestExpr(Expr Target, string Name, bool Negated, List<Expr> Args, int Position) : Expr(Position);
@@ -400,13 +401,19 @@ internal sealed class JinjaParser
                     start = ParseExpression();
                 if (IsOp(":"))
                 {
+                    // Python slices [start:end:step], each part optional (Qwen's template reverses with messages[::-1]).
                     Next();
-                    if (!IsOp("]"))
+                    if (!IsOp("]") && !IsOp(":"))
                         end = ParseExpression();
+                    Expr? step = null;
                     if (IsOp(":"))
-                        throw Error(Peek.Position, "slice steps are not supported");
+                    {
+                        Next();
+                        if (!IsOp("]"))
+                            step = ParseExpression();
+                    }
                     Expect(TokenKind.Operator, "]");
-                    e = new IndexExpr(e, null, start, end, true, p);
+                    e = new IndexExpr(e, null, start, end, true, p, step);
                 }
                 else
                 {

@@ -1,14 +1,43 @@
 using System.Text.Json;
+using OnnxReward.Text;
 
 namespace OnnxReward.Text.Conversations;
 
 /// <summary>
 /// One input line as the commands and the HTTP server accept it: <c>{"messages": [...]}</c>,
 /// <c>{"prompt": "...", "response": "..."}</c> (hh-rlhf transcripts accepted as prompts), <c>{"text": "&lt;templated&gt;"}</c>
-/// or <c>{"input_ids": [...]}</c>. Exactly one of the three payloads is set.
+/// or <c>{"input_ids": [...]}</c>. Exactly one of the three payloads is set; <see cref="InputEncoder.Encode(ScoringInput, int, bool, CancellationToken)"/>
+/// turns any of them into an <see cref="EncodedInput"/>.
 /// </summary>
-internal sealed record ScoringInput(Conversation? Conversation, string? Text, int[]? InputIds)
+public sealed record ScoringInput
 {
+    internal ScoringInput(Conversation? conversation, string? text, int[]? inputIds)
+    {
+        Conversation = conversation;
+        Text = text;
+        InputIds = inputIds;
+    }
+
+    /// <summary>A conversation, rendered with the model's chat template.</summary>
+    public Conversation? Conversation { get; }
+
+    /// <summary>Text already rendered with the chat template (special tokens recognised, no BOS added).</summary>
+    public string? Text { get; }
+
+    /// <summary>Token ids as the model's tokenizer produces them.</summary>
+    public IReadOnlyList<int>? InputIds { get; }
+
+    /// <summary>A conversation to render with the model's chat template.</summary>
+    public static ScoringInput FromConversation(Conversation conversation) =>
+        new(conversation ?? throw new ArgumentNullException(nameof(conversation)), null, null);
+
+    /// <summary>Text already rendered with the model's chat template.</summary>
+    public static ScoringInput FromTemplatedText(string text) => new(null, text ?? throw new ArgumentNullException(nameof(text)), null);
+
+    /// <summary>Token ids (copied).</summary>
+    public static ScoringInput FromTokenIds(IReadOnlyList<int> inputIds) =>
+        new(null, null, (inputIds ?? throw new ArgumentNullException(nameof(inputIds))).ToArray());
+
     /// <summary>Parses one JSON value; errors name the field and the fix (callers add the line number).</summary>
     public static ScoringInput FromJson(JsonElement e)
     {

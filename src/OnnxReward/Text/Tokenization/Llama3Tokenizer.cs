@@ -9,7 +9,8 @@ namespace OnnxReward.Text.Tokenization;
 /// The Llama-3 byte-level BPE tokenizer of a model directory, on Microsoft.ML.Tokenizers' <see cref="TiktokenTokenizer"/>.
 /// Ranks come from the directory's <c>*.tiktoken</c> file when there is one, else from <c>tokenizer.json</c>'s
 /// <c>model.vocab</c> (GPT-2 byte↔unicode strings, rank = id; Llama-3's merges are rank-ordered, so tiktoken's
-/// "lowest rank merges first" is the same BPE). The pre-tokenizer regex is tokenizer.json's own Split pattern. Every
+/// "lowest rank merges first" is the same BPE). The pre-tokenizer regex is tokenizer.json's own Split pattern, and its
+/// <c>normalizer</c> is honoured: none (Llama-3) or NFC (Qwen2 / Qwen3, applied to the text between added tokens). Every
 /// entry of <c>added_tokens</c> (the 256 specials, and e.g. ArmoRM's <c>[PAD]</c> = 128256) is recognised as one id
 /// wherever it appears in text. Nothing is added implicitly: no BOS, no EOS. Thread-safe.
 /// </summary>
@@ -32,11 +33,16 @@ public sealed class Llama3Tokenizer
 
     private readonly BoundedPreTokenizer _pre;
 
+    /// <summary>tokenizer.json's normalizer is NFC (Qwen): text between added tokens is NFC-normalized before BPE.</summary>
+    private readonly bool _nfc;
+
     /// <summary>Exact BPE for long pieces (whitespace-free text), built from the rank text on the first long piece.</summary>
     private readonly Lazy<LongPieceBpe?> _longPieces;
 
-    private Llama3Tokenizer(TiktokenTokenizer tokenizer, BoundedPreTokenizer pre, byte[] ranks, Dictionary<string, int> added, int vocabularySize)
+    private Llama3Tokenizer(TiktokenTokenizer tokenizer, BoundedPreTokenizer pre, byte[] ranks, Dictionary<string, int> added, int vocabularySize,
+        bool nfc = false)
     {
+        _nfc = nfc;
         _tokenizer = tokenizer;
         _pre = pre;
         _longPieces = new Lazy<LongPieceBpe?>(() => LongPieceBpe.Create(ranks), LazyThreadSafetyMode.ExecutionAndPublication);
@@ -98,6 +104,9 @@ public sealed class Llama3Tokenizer
             if (!model.TryGetProperty("merges", out var merges) || merges.ValueKind != JsonValueKind.Array || merges.GetArrayLength() == 0)
                 throw Bad("it has no 'model.merges' (a byte-level BPE needs its merges)");
 
+            var nfc = ReadNormalizer(root) is { } normalizer
+                ? normalizer == "NFC" ? true : throw Bad($"its normalizer is {normalizer}; OnnxReward's byte-level BPE supports no normalizer (Llama-3) or NFC (Qwen)")
+                : false;
             var pattern = FindSplitPattern(root) ?? throw Bad(
                 "its pre_tokenizer has no Split regex; OnnxReward reads Llama-3-style byte-level BPE tokenizers only");
             var added = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -136,8 +145,27 @@ public sealed class Llama3Tokenizer
                     tiktoken ?? jsonPath, e);
             }
             var size = Math.Max(maxRank, added.Count == 0 ? 0 : added.Values.Max()) + 1;
-            return new Llama3Tokenizer(tokenizer, pre, rankText, added, size);
+            return new Llama3Tokenizer(tokenizer, pre, rankText, added, size, nfc);
         }
+    }
+
+    /// <summary>The normalizer's type: null for none (or an empty Sequence), "NFC" for NFC (also as a one-step
+    /// Sequence), else its JSON for the error message.</summary>
+    private static string? ReadNormalizer(JsonElement root)
+    {
+        if (!root.TryGetProperty("normalizer", out var n) || n.ValueKind == JsonValueKind.Null)
+            return null;
+        var type = n.ValueKind == JsonValueKind.Object && n.TryGetProperty("type", out var t) ? t.GetString() : null;
+        if (type == "NFC")
+            return "NFC";
+        if (type == "Sequence" && n.TryGetProperty("normalizers", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            var steps = list.EnumerateArray().Select(e => e.TryGetProperty("type", out var st) ? st.GetString() : null).ToList();
+            if (steps.Count == 0) return null;
+            if (steps is ["NFC"]) return "NFC";
+        }
+        var raw = n.GetRawText();
+        return raw.Length > 200 ? raw[..200] + "…" : raw;
     }
 
     private static string? FindSplitPattern(JsonElement root)
@@ -336,6 +364,15 @@ public sealed class Llama3Tokenizer
     {
         if (text.IsEmpty)
             return [];
+        // NFC: decomposed accents (e + U+0301) become precomposed characters, as Hugging Face's normalizer does.
+        // (UnicodeNfc, not string.Normalize: that does nothing under InvariantGlobalization.)
+        if (_nfc && !UnicodeNfc.IsTriviallyNormalized(text))
+            return EncodeNormalized(UnicodeNfc.Normalize(text));
+        return EncodeNormalized(text);
+    }
+
+    private IReadOnlyList<int> EncodeNormalized(ReadOnlySpan<char> text)
+    {
         var pieces = _pre.Split(text);
         var firstLong = pieces.FindIndex(p => p.Length > LongPieceBpe.MinPieceChars);
         if (firstLong < 0 || _longPieces.Value is not { } bpe)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using OnnxReward.Evaluation;
+using OnnxReward.Export;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
 using OnnxReward.Text;
@@ -42,7 +43,7 @@ public static class TrainingPipeline
     {
         var pairs = PreferenceData.LoadDirectory(Path.Combine(o.DataDirectory, "preferences"), new List<TrainingDataException>());
         var ratings = RatingData.LoadDirectory(Path.Combine(o.DataDirectory, "ratings"));
-        var encoder = ConversationEncoder.Load(o.TokenizerDirectory);
+        var encoder = InputEncoder.Load(o.TokenizerDirectory);
         var labels = ObjectiveLabels.Build(pairs, ratings, new DataSplit(), s => encoder.Tokenizer.Encode(s).Length);
         var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);
         return labels.Examples.Select((e, i) => (e, i)).Where(t => t.e.Pair >= 0 && t.e.Split == part).GroupBy(t => t.e.Pair)
@@ -66,7 +67,7 @@ public static class TrainingPipeline
             ratings = ratings.GroupBy(r => r.Dataset).SelectMany(g => g.Take(cap)).ToList();
         }
         var split = new DataSplit();
-        var encoder = ConversationEncoder.Load(o.TokenizerDirectory);
+        var encoder = InputEncoder.Load(o.TokenizerDirectory);
         var labels = ObjectiveLabels.Build(pairs, ratings, split, s => encoder.Tokenizer.Encode(s).Length);
         Log($"data: {pairs.Count} pairs, {ratings.Count} ratings, {labels.Objectives.Count} objectives; {skipped.Count} unusable rows skipped");
         var data = EncodedDataset.Build(labels, encoder, o.MaxTrainLength);
@@ -153,20 +154,20 @@ public static class TrainingPipeline
         using (var w = new HuggingFaceCheckpointWriter(checkpointDir))
         {
             foreach (var (name, shape, values) in backbone.BackboneParameters())
-                w.Add(name, name == "model.embed_tokens.weight" ? TensorDType.F16 : TensorDType.F32, shape, values);
-            w.Add("regression_layer.weight", TensorDType.F32, [names.Length, o.HiddenSize], Flatten(ridge.Weight));
-            w.Add("reward_transform_matrix", TensorDType.F32, [names.Length, names.Length], Flatten(debias.Transform));
+                w.Add(name, name == "model.embed_tokens.weight" ? ElementType.Float16 : ElementType.Float, shape, values);
+            w.Add("regression_layer.weight", ElementType.Float, [names.Length, o.HiddenSize], Flatten(ridge.Weight));
+            w.Add("reward_transform_matrix", ElementType.Float, [names.Length, names.Length], Flatten(debias.Transform));
             foreach (var (name, (shape, values)) in gating.Parameters())
-                w.Add(name, TensorDType.F32, shape, values);
+                w.Add(name, ElementType.Float, shape, values);
             if (ridge.PosteriorFactor is { } f)
-                w.Add(CheckpointLayout.PosteriorFactor, TensorDType.F32, [f.GetLength(0), f.GetLength(1), f.GetLength(2)], Flatten(f));
+                w.Add(CheckpointLayout.PosteriorFactor, ElementType.Float, [f.GetLength(0), f.GetLength(1), f.GetLength(2)], Flatten(f));
             w.Complete(config, head);
         }
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
             if (File.Exists(Path.Combine(o.TokenizerDirectory, file)))
                 File.Copy(Path.Combine(o.TokenizerDirectory, file), Path.Combine(checkpointDir, file), overwrite: true);
         var modelDir = Path.Combine(o.OutputDirectory, "model");
-        var export = ModelExporter.Export(checkpointDir, modelDir, new ExportOptions { DType = "fp32", Overwrite = true });
+        var export = ModelExporter.Export(checkpointDir, modelDir, new ExportOptions { Precision = ExportPrecision.Fp32, Overwrite = true });
         Log($"exported {export.Parameters:N0} parameters to {modelDir}");
 
         // ---- held-out evaluation through the exported model ----

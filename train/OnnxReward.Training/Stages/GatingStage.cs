@@ -1,3 +1,4 @@
+using OnnxReward.Training.Reference;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,49 +29,12 @@ public sealed record GatingOptions
     }
 }
 
-/// <summary>
-/// ArmoRM's GatingNetwork with training-time dropout; fields are the checkpoint keys under <c>gating.</c>
-/// (<c>layers.{i}.weight/bias</c>, <c>logit_scale</c>). Softmax over the objective axis (dim −1), the released
-/// model's semantics (armorm.md §2.3 item 1: the public training code's dim=1 is a bug).
-/// </summary>
-internal sealed class GatingMlp : nn.Module<Tensor, Tensor>
-{
-#pragma warning disable IDE1006 // Hugging Face state-dict names
-    private readonly ModuleList<Linear> layers;
-    private readonly Parameter logit_scale;
-#pragma warning restore IDE1006
-    private readonly Dropout dropout;
-    private readonly double temperature;
-
-    public GatingMlp(int inFeatures, int objectives, GatingOptions options) : base(nameof(GatingMlp))
-    {
-        var widths = new List<int> { inFeatures };
-        widths.AddRange(Enumerable.Repeat(options.HiddenSize, options.NHidden));
-        widths.Add(objectives);
-        layers = nn.ModuleList(widths.Zip(widths.Skip(1), (i, o) => nn.Linear(i, o, hasBias: true)).ToArray());
-        logit_scale = new Parameter(ones(1));                                  // β, init 1
-        dropout = nn.Dropout(options.Dropout);
-        temperature = options.Temperature;
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor prompt)                              // [B, D]
-    {
-        using var scope = NewDisposeScope();
-        var x = prompt;
-        for (var i = 0; i < layers.Count - 1; i++)
-            x = dropout.forward(nn.functional.relu(layers[i].forward(x)));    // [B, G]
-        var z = layers[^1].forward(x);                                         // [B, K]
-        return (logit_scale * (z / temperature).softmax(-1)).MoveToOuterDisposeScope(); // g = β softmax(z/τ) [B, K]
-    }
-}
-
 /// <summary>A trained gating network and its curves. Dispose it when done.</summary>
 public sealed class GatingHead : IDisposable
 {
-    private readonly GatingMlp mlp;
+    private readonly GatingNetwork mlp;
 
-    internal GatingHead(GatingMlp mlp, float[] trainLoss, int[] evalSteps, float[] validationLoss, float[] validationAccuracy)
+    internal GatingHead(GatingNetwork mlp, float[] trainLoss, int[] evalSteps, float[] validationLoss, float[] validationAccuracy)
     {
         this.mlp = mlp;
         TrainLoss = trainLoss;
@@ -153,7 +117,7 @@ public static class GatingStage
         try
         {
             manual_seed(options.Seed);
-            var mlp = new GatingMlp(d, k, options);
+            var mlp = new GatingNetwork(d, k, options.HiddenSize, options.NHidden, options.Temperature, options.Dropout);
             using var scope = NewDisposeScope();
             var t = Matrices.ToTensor(transform, ScalarType.Float32);                              // [K, K]
             var prompts = Matrices.ToTensor(promptEmbeddings, ScalarType.Float32);                 // [N, D]
@@ -200,7 +164,7 @@ public static class GatingStage
     }
 
     /// <summary>BT loss of pairs <paramref name="rows"/>: BCEWithLogits(pred_c − pred_r, 1), pred = Σ_j g_j (r T)_j.</summary>
-    private static Tensor BtLoss(GatingMlp mlp, Tensor prompts, Tensor rc, Tensor rr, Tensor rows, out Tensor margin)
+    private static Tensor BtLoss(GatingNetwork mlp, Tensor prompts, Tensor rc, Tensor rr, Tensor rows, out Tensor margin)
     {
         var g = mlp.forward(prompts.index_select(0, rows));                    // [B, K]
         var predC = (g * rc.index_select(0, rows)).sum(-1);                    // [B]

@@ -42,7 +42,7 @@ internal sealed class BackboneTrainer : IDisposable
             for (var w = 0; w < order.Count; w += pairsPerBatch * 32)
             {
                 var window = order.Skip(w).Take(pairsPerBatch * 32)
-                    .OrderBy(p => Math.Max(data.Encoded[p.Chosen]!.Value.InputIds.Length, data.Encoded[p.Rejected]!.Value.InputIds.Length)).ToList();
+                    .OrderBy(p => Math.Max(data.Encoded[p.Chosen]!.TokenCount, data.Encoded[p.Rejected]!.TokenCount)).ToList();
                 for (var b = 0; b < window.Count; b += pairsPerBatch)
                     batches.Add(window.Skip(b).Take(pairsPerBatch).ToList());
             }
@@ -101,15 +101,15 @@ internal sealed class BackboneTrainer : IDisposable
     /// <summary>Right-pads rows with [PAD] (causal attention: real tokens never see the pads) → ids [N, T], reward positions [N].</summary>
     internal static (Tensor Ids, Tensor RewardPositions) Pad(EncodedDataset data, IReadOnlyList<int> rows)
     {
-        var t = rows.Max(r => data.Encoded[r]!.Value.InputIds.Length);
+        var t = rows.Max(r => data.Encoded[r]!.TokenCount);
         var ids = new long[rows.Count * t];
         Array.Fill(ids, EncodedDataset.PadTokenId);
         var pos = new long[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
-            var e = data.Encoded[rows[i]]!.Value;
-            for (var j = 0; j < e.InputIds.Length; j++)
-                ids[i * t + j] = e.InputIds[j];
+            var e = data.Encoded[rows[i]]!;
+            for (var j = 0; j < e.TokenCount; j++)
+                ids[i * t + j] = e.InputIds.Span[j];
             pos[i] = e.RewardPosition;
         }
         return (torch.tensor(ids, [rows.Count, t]), torch.tensor(pos));
@@ -123,14 +123,14 @@ internal sealed class BackboneTrainer : IDisposable
         int n = data.Encoded.Length, d = Config.HiddenSize;
         var reward = new float[n, d];
         var gating = new float[n, d];
-        var usable = Enumerable.Range(0, n).Where(data.IsUsable).OrderBy(r => data.Encoded[r]!.Value.InputIds.Length).ToList();
+        var usable = Enumerable.Range(0, n).Where(data.IsUsable).OrderBy(r => data.Encoded[r]!.TokenCount).ToList();
         var done = 0;
         foreach (var chunk in usable.Chunk(64))
         {
             using var scope = torch.NewDisposeScope();
             var (ids, rewardPos) = Pad(data, chunk);
             var hidden = Backbone.forward(ids);                                      // [N, T, D]
-            var gatingPos = torch.tensor(chunk.Select(r => (long)data.Encoded[r]!.Value.GatingPosition).ToArray());
+            var gatingPos = torch.tensor(chunk.Select(r => (long)data.Encoded[r]!.GatingPosition).ToArray());
             var hr = hidden.gather(1, rewardPos.view(-1, 1, 1).expand(-1, 1, d)).squeeze(1).contiguous().data<float>().ToArray();
             var hp = hidden.gather(1, gatingPos.view(-1, 1, 1).expand(-1, 1, d)).squeeze(1).contiguous().data<float>().ToArray();
             for (var i = 0; i < chunk.Length; i++)

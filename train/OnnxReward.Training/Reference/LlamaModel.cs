@@ -6,7 +6,9 @@ using static TorchSharp.torch;
 namespace OnnxReward.Training.Reference;
 
 // Shape legend: B = batch, T = seq, D = hidden_size, H = num_attention_heads, Hkv = num_key_value_heads,
-// Dh = head_dim = D / H, F = intermediate_size, V = vocab_size.
+// Dh = head_dim (config head_dim, else D / H), F = intermediate_size, V = vocab_size.
+// Families: Llama (plain RoPE, or Llama-3.1's llama3 scaling of inv_freq) and Qwen3 (q_norm / k_norm per head over Dh,
+// before RoPE: transformers modeling_qwen3.py). The classifier head is SequenceClassifierHead (ReferenceRewardModel.cs).
 //
 // Hugging Face LlamaModel semantics in float32 (transformers 4.40 eager attention), the math of
 // ../shared/reference/armorm-tiny/README.md "What was computed". Fields carry the Hugging Face key names
@@ -45,15 +47,44 @@ internal sealed class LlamaRMSNorm : nn.Module<Tensor, Tensor>
 internal static class LlamaRotary
 {
     /// <summary>cos, sin: [T, Dh] for positions 0..T-1.</summary>
-    public static (Tensor Cos, Tensor Sin) CosSin(long seq, int headDim, double theta)
+    public static (Tensor Cos, Tensor Sin) CosSin(long seq, int headDim, double theta) => CosSin(seq, headDim, theta, null);
+
+    /// <summary>cos, sin: [T, Dh] for positions 0..T-1, with Llama-3.1's scaling of inv_freq when given (transformers
+    /// <c>_compute_llama3_parameters</c>, tensor for tensor).</summary>
+    public static (Tensor Cos, Tensor Sin) CosSin(long seq, LlamaConfig c) => CosSin(seq, c.HeadDim, c.RopeTheta, c.RopeScaling);
+
+    private static (Tensor Cos, Tensor Sin) CosSin(long seq, int headDim, double theta, Llama3RopeScaling? scaling)
     {
         using var exponent = arange(0, headDim, 2, dtype: ScalarType.Int64).to_type(ScalarType.Float32) / headDim; // [Dh/2]
         using var basePow = pow((float)theta, exponent);
-        using var invFreq = basePow.reciprocal();                                  // [Dh/2]
+        using var defaultInvFreq = basePow.reciprocal();                           // [Dh/2]
+        using var invFreq = scaling is null ? defaultInvFreq.alias() : Llama3(defaultInvFreq, scaling);
         using var positions = arange(seq, dtype: ScalarType.Float32);              // [T]
         using var angle = outer(positions, invFreq);                               // [T, Dh/2], p · inv_freq in float32
         using var emb = cat([angle, angle], -1);                                   // [T, Dh]
         return (emb.cos(), emb.sin());
+    }
+
+    /// <summary>
+    /// <code>
+    /// wavelen = 2 * math.pi / inv_freq
+    /// inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    /// smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    /// smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    /// is_medium_freq = ~(wavelen &lt; high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    /// inv_freq_llama = torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
+    /// </code>
+    /// </summary>
+    private static Tensor Llama3(Tensor invFreq, Llama3RopeScaling s)
+    {
+        using var scope = NewDisposeScope();
+        double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor, highFreqWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+        var wavelen = invFreq.reciprocal() * (2 * Math.PI);                        // torch's scalar / tensor
+        var scaled = where(wavelen > lowFreqWavelen, invFreq / s.Factor, invFreq);
+        var smooth = (wavelen.reciprocal() * (double)s.OriginalMaxPositionEmbeddings - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+        var smoothed = (1 - smooth) * scaled / s.Factor + smooth * scaled;
+        var medium = (wavelen < highFreqWavelen).logical_not().logical_and((wavelen > lowFreqWavelen).logical_not());
+        return where(medium, smoothed, scaled).MoveToOuterDisposeScope();           // [Dh/2]
     }
 
     /// <summary>rotate_half(u) = cat(-u[..., Dh/2:], u[..., :Dh/2]).</summary>
@@ -80,6 +111,7 @@ internal static class LlamaRotary
 internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly LlamaRMSNorm? q_norm, k_norm;                       // Qwen3 only
     private readonly int numHeads, numKvHeads, headDim;
 
     public LlamaAttention(LlamaConfig c) : base(nameof(LlamaAttention))
@@ -91,6 +123,11 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
         k_proj = nn.Linear(c.HiddenSize, numKvHeads * headDim, hasBias: false);
         v_proj = nn.Linear(c.HiddenSize, numKvHeads * headDim, hasBias: false);
         o_proj = nn.Linear(numHeads * headDim, c.HiddenSize, hasBias: false);
+        if (c.QkNorm)
+        {
+            q_norm = new LlamaRMSNorm(headDim, c.RmsNormEps);
+            k_norm = new LlamaRMSNorm(headDim, c.RmsNormEps);
+        }
         RegisterComponents();
     }
 
@@ -98,8 +135,13 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
     {
         long b = x.shape[0], t = x.shape[1];
         using var scope = NewDisposeScope();
-        var q = q_proj.forward(x).view(b, t, numHeads, headDim).transpose(1, 2);      // [B, H, T, Dh]
-        var k = k_proj.forward(x).view(b, t, numKvHeads, headDim).transpose(1, 2);    // [B, Hkv, T, Dh]
+        var q = q_proj.forward(x).view(b, t, numHeads, headDim);                       // [B, T, H, Dh]
+        var k = k_proj.forward(x).view(b, t, numKvHeads, headDim);                     // [B, T, Hkv, Dh]
+        // Qwen3: `query_states = self.q_norm(self.q_proj(hidden_states).view(hidden_shape)).transpose(1, 2)`, before RoPE
+        if (q_norm is not null) q = q_norm.forward(q);
+        if (k_norm is not null) k = k_norm!.forward(k);
+        q = q.transpose(1, 2);                                                         // [B, H, T, Dh]
+        k = k.transpose(1, 2);                                                         // [B, Hkv, T, Dh]
         var v = v_proj.forward(x).view(b, t, numKvHeads, headDim).transpose(1, 2);    // [B, Hkv, T, Dh]
 
         q = LlamaRotary.Apply(q, cos, sin);
@@ -191,7 +233,7 @@ internal sealed class LlamaModel : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor inputIds)                            // [B, T] int64
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = LlamaRotary.CosSin(inputIds.shape[1], config.HeadDim, config.RopeTheta); // [T, Dh]
+        var (cos, sin) = LlamaRotary.CosSin(inputIds.shape[1], config);        // [T, Dh]
         var x = embed_tokens.forward(inputIds);                                // [B, T, D]
         foreach (var layer in layers)
             x = layer.forward(x, cos, sin);

@@ -15,11 +15,15 @@ namespace OnnxReward.Training.Reference;
 /// </summary>
 internal sealed class ReferenceRewardModel : IDisposable
 {
-    private ReferenceRewardModel(LlamaBackbone backbone, ArmoRmHead? head)
+    private ReferenceRewardModel(LlamaBackbone backbone, ArmoRmHead? head, SequenceClassifierHead? classifier)
     {
         Backbone = backbone;
         Head = head;
+        Classifier = classifier;
     }
+
+    /// <summary>The sequence-classification head (<c>score.weight</c>), or null.</summary>
+    public SequenceClassifierHead? Classifier { get; }
 
     public LlamaBackbone Backbone { get; }
 
@@ -39,22 +43,30 @@ internal sealed class ReferenceRewardModel : IDisposable
         var config = checkpoint.Config;
         var backbone = new LlamaBackbone(config, hasLmHead: checkpoint.Tensors.Contains("lm_head.weight"));
         ArmoRmHead? head = null;
+        SequenceClassifierHead? classifier = null;
         try
         {
             head = checkpoint.Head is null ? null : new ArmoRmHead(config.HiddenSize, checkpoint.Head);
+            classifier = checkpoint.Classifier is null ? null : new SequenceClassifierHead(config.HiddenSize, checkpoint.Classifier.NumLabels);
             CopyIn(backbone, checkpoint);
             if (head is not null)
                 CopyIn(head, checkpoint);
+            if (classifier is not null)
+            {
+                CopyIn(classifier, checkpoint);
+                classifier.eval();
+            }
             backbone.eval();
             foreach (var p in backbone.parameters())
                 p.requires_grad = false;
             head?.eval();
-            return new ReferenceRewardModel(backbone, head);
+            return new ReferenceRewardModel(backbone, head, classifier);
         }
         catch
         {
             backbone.Dispose();
             head?.Dispose();
+            classifier?.Dispose();
             throw;
         }
     }
@@ -102,6 +114,28 @@ internal sealed class ReferenceRewardModel : IDisposable
             o.Gating.MoveToOuterDisposeScope(), rewardHidden.MoveToOuterDisposeScope(), promptHidden.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// Sequence-classification forward (transformers GenericForSequenceClassification): input_ids [B, T] → logits [B, L]
+    /// of <c>score</c> at each row's pooled token and that token's hidden state [B, D]. The pooled token is the rightmost
+    /// one that is not pad_token_id: <c>(arange(T) * (input_ids != pad)).argmax(-1)</c>, T − 1 without a pad id.
+    /// </summary>
+    public (Tensor Logits, Tensor PooledHidden) ForwardClassifier(Tensor inputIds)
+    {
+        var classifier = Classifier ?? throw new InvalidOperationException(
+            "This checkpoint has no sequence-classification head (no score.weight), so it has no logits. Use Forward or ForwardBackbone.");
+        ValidateIds(inputIds);
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        using var scope = NewDisposeScope();
+        var hidden = Backbone.forward(inputIds);                                   // [B, T, D]
+        var tokenIndices = arange(t, dtype: ScalarType.Int64);                     // [T]
+        var pooledPosition = Config.PadTokenId is { } pad
+            ? (tokenIndices * inputIds.ne(pad).to_type(ScalarType.Int64)).argmax(-1)  // [B]
+            : full(b, t - 1, dtype: ScalarType.Int64);
+        var pooled = hidden[arange(b, dtype: ScalarType.Int64), pooledPosition];  // [B, D]
+        var logits = classifier.forward(pooled);                                   // [B, L]
+        return (logits.MoveToOuterDisposeScope(), pooled.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Backbone forward: last_hidden_state [B, T, D] and, when <paramref name="withLogits"/> is set and the
     /// checkpoint has a classifier (lm_head or tied embeddings), logits [B, T, V].</summary>
     public BackboneForwardOutput ForwardBackbone(Tensor inputIds, bool withLogits = true)
@@ -121,6 +155,8 @@ internal sealed class ReferenceRewardModel : IDisposable
         IEnumerable<(string, Parameter)> all = Backbone.named_parameters();
         if (Head is not null)
             all = all.Concat(Head.named_parameters());
+        if (Classifier is not null)
+            all = all.Concat(Classifier.named_parameters());
         foreach (var (name, parameter) in all)
         {
             using var cpu = parameter.detach().cpu().contiguous();
@@ -133,6 +169,7 @@ internal sealed class ReferenceRewardModel : IDisposable
     {
         Backbone.Dispose();
         Head?.Dispose();
+        Classifier?.Dispose();
     }
 
     private void ValidateIds(Tensor inputIds)
@@ -164,6 +201,22 @@ internal sealed class ReferenceRewardModel : IDisposable
     }
 
     private static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+}
+
+/// <summary>The <c>*ForSequenceClassification</c> head: <c>score</c> = Linear(D, L, bias=False), named as the HF key.</summary>
+internal sealed class SequenceClassifierHead : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // field name is the Hugging Face state-dict key
+    private readonly Linear score;
+#pragma warning restore IDE1006
+
+    public SequenceClassifierHead(int hiddenSize, int numLabels) : base(nameof(SequenceClassifierHead))
+    {
+        score = nn.Linear(hiddenSize, numLabels, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor pooled) => score.forward(pooled);   // [B, D] → [B, L]
 }
 
 /// <summary>One parameter's shape and row-major float32 values.</summary>

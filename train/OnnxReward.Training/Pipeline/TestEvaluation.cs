@@ -27,14 +27,14 @@ internal static class TestEvaluation
         {
             ExecutionProvider = ExecutionProviderKind.Cpu, Truncation = TruncationPolicy.DropOldestTurns, MaxSequenceLength = maxLength,
         });
-        var rows = new List<ScoringRow>();
+        var rows = new List<EncodedInput>();
         var kept = new List<(int Chosen, int Rejected, string Dataset)>();
         foreach (var p in pairs)
         {
             try
             {
-                var c = model.EncodeRow(Input(labels.Examples[p.Chosen]), p.Chosen, needGating: true);
-                var r = model.EncodeRow(Input(labels.Examples[p.Rejected]), p.Rejected, needGating: true);
+                var c = model.Encode(Input(labels.Examples[p.Chosen]), p.Chosen);
+                var r = model.Encode(Input(labels.Examples[p.Rejected]), p.Rejected);
                 rows.Add(c);
                 rows.Add(r);
                 kept.Add(p);
@@ -44,8 +44,8 @@ internal static class TestEvaluation
                 // counted below through kept.Count
             }
         }
-        var scores = model.ScoreRows(rows);
-        var embeddings = model.EmbedRows(rows);
+        var scores = model.Score(rows);
+        var embeddings = model.Embed(rows);
 
         double Bt(float[] e) => e.Select((v, k) => (double)v * btWeights[k]).Sum();
         double MeanOf(RewardScore s) => s.RewardValues.Where((_, k) => k != verbosity).Average(v => (double)v);
@@ -62,5 +62,5 @@ internal static class TestEvaluation
         return new Results(result, pairs.Count, pairs.Count - kept.Count);
     }
 
-    private static ScoringInput Input(LabelledExample e) => new(Conversation.FromPromptResponse(e.Prompt, e.Response), null, null);
+    private static Conversation Input(LabelledExample e) => Conversation.FromPromptResponse(e.Prompt, e.Response);
 }

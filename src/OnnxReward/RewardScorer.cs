@@ -1,33 +1,79 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 
-namespace OnnxReward.Cli.Serving;
+namespace OnnxReward;
 
-/// <summary>The service cannot take the request now (queue full, or shutting down): answer 503 with Retry-After.</summary>
-internal sealed class ServiceBusyException(string message) : Exception(message);
+/// <summary>The scorer cannot take the request now: its queue is full, or it is shutting down. A server answers 503
+/// with Retry-After; a batch job waits and retries.</summary>
+public sealed class ScorerBusyException(string message, bool shuttingDown) : Exception(message)
+{
+    /// <summary>True when the scorer is draining for shutdown (retry against another instance), false when its queue is full.</summary>
+    public bool ShuttingDown { get; } = shuttingDown;
+}
+
+/// <summary>Options of <see cref="RewardScorer"/>. Validated by its constructor.</summary>
+public sealed record RewardScorerOptions
+{
+    /// <summary>How long the round's first request waits for others to join it. 0 (the default) never holds a request
+    /// back: requests that arrive while a round runs still share the next one (closed-loop callers gain nothing from a
+    /// wait on a CPU; open-loop traffic on a GPU may).</summary>
+    public TimeSpan MaxWait { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Most rows gathered into one round; 1 turns cross-request batching off. Default 64.</summary>
+    public int MaxBatchSize { get; init; } = 64;
+
+    /// <summary>Most tokens gathered into one round (the model's own token budget then splits it into batches). Default 8192.</summary>
+    public int MaxBatchTokens { get; init; } = 8192;
+
+    /// <summary>Most rows admitted (queued or running) and not yet answered; beyond it requests fail at once with
+    /// <see cref="ScorerBusyException"/> instead of growing a queue. Default 1024.</summary>
+    public int QueueCapacity { get; init; } = 1024;
+
+    /// <summary>Awaited before each round runs (after it is gathered): a hook for instrumentation and for tests that
+    /// need a round to wait at a known point.</summary>
+    public Func<Task>? BeforeRound { get; init; }
+
+    /// <summary>Called after each round with what it ran (rows, tokens, requests, seconds): the hook metrics hang on.</summary>
+    public Action<ScorerRound>? RoundCompleted { get; init; }
+
+    internal void Validate()
+    {
+        if (MaxWait < TimeSpan.Zero || MaxWait > TimeSpan.FromSeconds(10))
+            throw new ArgumentOutOfRangeException(nameof(MaxWait), MaxWait, "MaxWait must be 0 to 10 s (0 never holds a request back).");
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(QueueCapacity, 1);
+    }
+}
+
+/// <summary>What one round of <see cref="RewardScorer"/> ran.</summary>
+public readonly record struct ScorerRound(int Rows, int Tokens, int Requests, double Seconds);
 
 /// <summary>
-/// Dynamic batching across concurrent HTTP requests (the shape of TEI's <c>core/src/queue.rs</c>):
+/// The cross-request batcher: a thread-safe, async scorer that any number of callers (HTTP handlers, RLHF workers)
+/// share, holding one as a singleton beside its <see cref="RewardModel"/>. Requests are merged into rounds (the shape of
+/// TEI's <c>core/src/queue.rs</c>):
 /// <code>
-/// handlers ──Submit(rows)──▶ bounded channel of requests ──▶ one loop: take the first, then whatever else arrives
+/// callers ──ScoreAsync(encoded)──▶ bounded channel of requests ──▶ one loop: take the first, then whatever else arrives
 ///                                                                within MaxWait (≤ MaxBatchSize rows, ≤ MaxBatchTokens)
-///                                                            ──▶ RewardModel.ScoreRows(all rows) ──▶ each request's TCS
+///                                                            ──▶ RewardModel.Score(all rows) ──▶ each request's task
 /// </code>
-/// Admission is bounded twice: the channel holds at most <see cref="ServeSettings.QueueCapacity"/> requests, and the
-/// rows admitted but not yet answered never exceed <see cref="ServeSettings.QueueCapacity"/> either; beyond that
-/// <see cref="Submit"/> throws <see cref="ServiceBusyException"/> at once instead of growing. A row's score does not
-/// depend on its batch neighbours (causal attention, right padding), so results equal the library's for the same input.
+/// Admission is bounded twice: the channel holds at most <see cref="RewardScorerOptions.QueueCapacity"/> requests, and the
+/// rows admitted but not yet answered never exceed it either; beyond that a call throws <see cref="ScorerBusyException"/>
+/// at once instead of growing. The model's token-budget planner splits a round into batches with its padding bound, and
+/// a row's score does not depend on its batch neighbours (causal attention, right padding), so results equal
+/// <see cref="RewardModel.Score(IReadOnlyList{EncodedInput}, CancellationToken)"/>'s for the same inputs.
 /// <para>Cancellation (the client went away, or the request's deadline passed): a request still queued is dropped at
 /// once (its task ends cancelled, its rows no longer count against the queue, the loop skips it); a round whose every
 /// request is cancelled is stopped mid-run (RunOptions.Terminate); a round shared with live requests runs on for them.</para>
 /// </summary>
-internal sealed class DynamicBatcher : IAsyncDisposable
+public sealed class RewardScorer : IAsyncDisposable
 {
     // N = rows of one request, B = rows of one round (Σ N over the requests it gathered).
-    private sealed class Pending(ScoringRow[] rows, int tokens, CancellationToken cancellation)
+    private sealed class Pending(EncodedInput[] rows, int tokens, CancellationToken cancellation)
     {
         public const int Queued = 0, Taken = 1, Running = 2, Cancelled = 3;
-        public readonly ScoringRow[] Rows = rows;
+        public readonly EncodedInput[] Rows = rows;
         public readonly int Tokens = tokens;
         public readonly CancellationToken Cancellation = cancellation;
         public readonly TaskCompletionSource<IReadOnlyList<RewardScore>> Completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -35,51 +81,80 @@ internal sealed class DynamicBatcher : IAsyncDisposable
     }
 
     private readonly RewardModel _model;
-    private readonly ServeSettings _settings;
-    private readonly ServingMetrics _metrics;
+    private readonly RewardScorerOptions _settings;
     private readonly Channel<Pending> _queue;
     private readonly Task _loop;
     private Pending? _carry;                 // a request that did not fit the previous round; first in the next
-    private int _admittedRows;               // rows admitted (queued, running or run by Admit) and not yet answered
+    private int _admittedRows;               // rows admitted (queued, running or run by RunExclusiveAsync) and not yet answered
     private int _queuedRows;                 // rows waiting in the channel (the queue-depth gauge)
     private volatile bool _closed;
 
-    public DynamicBatcher(RewardModel model, ServeSettings settings, ServingMetrics metrics)
+    /// <summary>Starts the scorer's loop over <paramref name="model"/> (which the caller keeps owning and disposes after
+    /// <see cref="DrainAsync"/>).</summary>
+    public RewardScorer(RewardModel model, RewardScorerOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= new RewardScorerOptions();
+        options.Validate();
         _model = model;
-        _settings = settings;
-        _metrics = metrics;
-        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(settings.QueueCapacity)
+        _settings = options;
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,   // TryWrite fails when full: the caller answers 503
         });
-        metrics.ObserveQueue(() => Volatile.Read(ref _queuedRows), () => Volatile.Read(ref _admittedRows));
         _loop = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
-    /// <summary>Rows admitted and not yet answered.</summary>
+    /// <summary>The model the rounds run on.</summary>
+    public RewardModel Model => _model;
+
+    /// <summary>Rows admitted (queued or running) and not yet answered.</summary>
     public int AdmittedRows => Volatile.Read(ref _admittedRows);
 
-    /// <summary>Queues one request's rows; the task completes with their scores in order.</summary>
-    /// <exception cref="ServiceBusyException">The queue is full or the service is shutting down.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
-    public async Task<IReadOnlyList<RewardScore>> Submit(ScoringRow[] rows, CancellationToken cancellationToken = default)
+    /// <summary>Rows waiting in the queue for a round (the queue-depth gauge).</summary>
+    public int QueuedRows => Volatile.Read(ref _queuedRows);
+
+    /// <summary>Encodes <paramref name="conversations"/> on the calling thread (so a bad one fails this call only), then
+    /// queues them as one request.</summary>
+    /// <exception cref="RewardModelException">A conversation cannot be encoded; nothing was queued.</exception>
+    /// <exception cref="ScorerBusyException">The queue is full or the scorer is shutting down.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Task<IReadOnlyList<RewardScore>> ScoreAsync(IReadOnlyList<Conversation> conversations, CancellationToken cancellationToken = default)
     {
-        if (rows.Length == 0)
+        ArgumentNullException.ThrowIfNull(conversations);
+        var encoded = new EncodedInput[conversations.Count];
+        for (var i = 0; i < encoded.Length; i++)
+            encoded[i] = _model.Encode(conversations[i], i, cancellationToken);
+        return ScoreAsync(encoded, cancellationToken);
+    }
+
+    /// <summary>Queues one request's encoded inputs; the task completes with their scores in order.</summary>
+    /// <exception cref="RewardModelException">An input cannot be scored (null, or encoded for embedding).</exception>
+    /// <exception cref="ScorerBusyException">The queue is full or the scorer is shutting down.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public async Task<IReadOnlyList<RewardScore>> ScoreAsync(IReadOnlyList<EncodedInput> inputs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0)
             return [];
         cancellationToken.ThrowIfCancellationRequested();
-        Reserve(rows.Length);
+        var rows = new EncodedInput[inputs.Count];
         var tokens = 0;
-        foreach (var r in rows)
-            tokens += r.Ids.Length;
+        for (var i = 0; i < rows.Length; i++)
+        {
+            rows[i] = inputs[i] is { } input && (input.HasGatingPosition || _model.Manifest.IsClassifier) ? input : throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
+                : $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
+            tokens += rows[i].TokenCount;
+        }
+        Reserve(rows.Length);
         var pending = new Pending(rows, tokens, cancellationToken);
         Interlocked.Add(ref _queuedRows, rows.Length);
         if (!_queue.Writer.TryWrite(pending))
         {
             Interlocked.Add(ref _queuedRows, -rows.Length);
             Release(rows.Length);
-            throw new ServiceBusyException(_closed ? ShuttingDown : QueueFull());
+            throw new ScorerBusyException(_closed ? ShuttingDown : QueueFull(), _closed);
         }
         try
         {
@@ -121,9 +196,10 @@ internal sealed class DynamicBatcher : IAsyncDisposable
 
     /// <summary>
     /// Runs work that scores <paramref name="rows"/> rows by itself (best-of-n: its candidates are already one batch)
-    /// under the same admission bound as <see cref="Submit"/>, on the thread pool.
+    /// under the same admission bound as <see cref="ScoreAsync(IReadOnlyList{EncodedInput}, CancellationToken)"/>, on the thread pool.
     /// </summary>
-    public async Task<T> Admit<T>(int rows, Func<CancellationToken, T> work, CancellationToken cancellationToken = default)
+    /// <exception cref="ScorerBusyException">The queue is full or the scorer is shutting down.</exception>
+    public async Task<T> RunExclusiveAsync<T>(int rows, Func<CancellationToken, T> work, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         Reserve(rows);
@@ -140,11 +216,11 @@ internal sealed class DynamicBatcher : IAsyncDisposable
     private void Reserve(int rows)
     {
         if (_closed)
-            throw new ServiceBusyException(ShuttingDown);
+            throw new ScorerBusyException(ShuttingDown, shuttingDown: true);
         if (Interlocked.Add(ref _admittedRows, rows) > _settings.QueueCapacity)
         {
             Interlocked.Add(ref _admittedRows, -rows);
-            throw new ServiceBusyException(QueueFull());
+            throw new ScorerBusyException(QueueFull(), shuttingDown: false);
         }
     }
 
@@ -153,8 +229,8 @@ internal sealed class DynamicBatcher : IAsyncDisposable
     private const string ShuttingDown = "the service is shutting down and takes no new requests; retry against another instance.";
 
     private string QueueFull() =>
-        $"the scoring queue is full ({_settings.QueueCapacity} rows pending, --queue-capacity); retry after the Retry-After delay " +
-        "or send fewer concurrent requests.";
+        $"the scoring queue is full ({_settings.QueueCapacity} rows pending, QueueCapacity / --queue-capacity); retry after the " +
+        "Retry-After delay or send fewer concurrent requests.";
 
     /// <summary>Stops admitting, scores everything already queued, then returns (graceful shutdown drains the queue).</summary>
     public async Task DrainAsync()
@@ -170,7 +246,7 @@ internal sealed class DynamicBatcher : IAsyncDisposable
     {
         var reader = _queue.Reader;
         var round = new List<Pending>();
-        var maxWait = TimeSpan.FromMilliseconds(_settings.MaxWaitMs);
+        var maxWait = _settings.MaxWait;
         while (true)
         {
             // 1. The first request of the round (blocks while idle; ends when the channel is completed and empty).
@@ -254,7 +330,7 @@ internal sealed class DynamicBatcher : IAsyncDisposable
                     if (Interlocked.Decrement(ref live) == 0)
                         stop.Cancel();
                 }));
-            var all = new ScoringRow[rows];                                   // (B)
+            var all = new EncodedInput[rows];                                   // (B)
             var offset = 0;
             foreach (var p in round)
             {
@@ -262,8 +338,8 @@ internal sealed class DynamicBatcher : IAsyncDisposable
                 offset += p.Rows.Length;
             }
             var started = Stopwatch.GetTimestamp();
-            var scores = _model.ScoreRows(all, stop.Token);                   // (B) results in row order
-            _metrics.RecordRound(rows, tokens, round.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            var scores = _model.Score(all, stop.Token);                   // (B) results in row order
+            _settings.RoundCompleted?.Invoke(new ScorerRound(rows, tokens, round.Count, Stopwatch.GetElapsedTime(started).TotalSeconds));
             offset = 0;
             foreach (var p in round)
             {

@@ -60,6 +60,21 @@ internal static class TorchReference
             hr[(i * d)..((i + 1) * d)], hp[(i * d)..((i + 1) * d)])).ToArray();
     }
 
+    /// <summary>Sequence-classifier outputs per sequence: the logits [L] and the pooled token's final hidden state [D]
+    /// (the rows run as one batch right-padded with pad_token_id, which the pooling rule skips).</summary>
+    public static IReadOnlyList<(float[] Logits, float[] PooledHidden)> Classify(ReferenceRewardModel model, IReadOnlyList<long[]> ids)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBatch(ids);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
+        var (logits, pooled) = model.ForwardClassifier(inputIds);
+        int l = (int)logits.shape[1], d = (int)pooled.shape[1];
+        float[] lg = logits.data<float>().ToArray(), h = pooled.data<float>().ToArray();
+        return Enumerable.Range(0, ids.Count).Select(i => (lg[(i * l)..((i + 1) * l)], h[(i * d)..((i + 1) * d)])).ToArray();
+    }
+
     /// <summary>Backbone outputs per sequence: last_hidden_state at every position and the last position's logits
     /// (null when the checkpoint has no classifier).</summary>
     public static IReadOnlyList<ReferenceBackbone> Backbone(ReferenceRewardModel model, IReadOnlyList<long[]> ids)
@@ -83,19 +98,15 @@ internal static class TorchReference
         return result;
     }
 
-    /// <summary>Start of the last occurrence of the Llama-3 gating pattern, or null (find_token_for_gating).</summary>
+    /// <summary>Start of the last occurrence of the Llama-3 gating pattern, or null (find_token_for_gating): the
+    /// library's one gating search (<see cref="OnnxReward.Text.InputEncoder.FindLast"/>) over the ids.</summary>
     public static long? GatingPosition(ReadOnlySpan<long> ids)
     {
-        var pattern = ModelExporter.Llama3GatingTokenPattern;
-        for (var j = ids.Length - pattern.Count; j >= 0; j--)
-        {
-            var match = true;
-            for (var m = 0; m < pattern.Count && match; m++)
-                match = ids[j + m] == pattern[m];
-            if (match)
-                return j;
-        }
-        return null;
+        var ints = new int[ids.Length];
+        for (var i = 0; i < ints.Length; i++)
+            ints[i] = ids[i] is >= int.MinValue and <= int.MaxValue ? (int)ids[i] : -1;   // an id beyond int32 matches nothing
+        var j = OnnxReward.Text.InputEncoder.FindLast(ints, ModelExporter.Llama3GatingTokenPattern);
+        return j >= 0 ? j : null;
     }
 
     private static void CheckBatch(IReadOnlyList<long[]> ids)
