@@ -12,15 +12,9 @@ internal static class BonCommand
 {
     public static Command Create()
     {
-        var model = CommandSupport.ModelOption();
+        var modelOptions = new ModelOptions();
         var input = CommandSupport.InputOption();
         var output = CommandSupport.OutputOption();
-        var ep = CommandSupport.ProviderOption();
-        var budget = CommandSupport.BatchTokensOption();
-        var padding = CommandSupport.PaddingWasteOption();
-        var truncation = CommandSupport.TruncationOption();
-        var maxLength = CommandSupport.MaxLengthOption();
-        var content = CommandSupport.ContentSpecialTokensOption();
         var rule = new Option<string>("--rule")
         {
             Description = "score | lsc-and (needs reference_responses) | mean-minus-k-std | mean-minus-k-var (need a posterior).",
@@ -34,8 +28,9 @@ internal static class BonCommand
             "Best-of-n: lines {\"prompt\", \"candidates\": [...], \"reference_rewards\"?, \"reference_responses\"?} -> " +
             "{\"chosen\", \"scores\", \"transformed\", \"score_std\"?, \"reference_reward\"?}.")
         {
-            model, input, output, ep, budget, padding, truncation, maxLength, content, rule, k, objectives, quantile, reference,
+            input, output, rule, k, objectives, quantile, reference,
         };
+        modelOptions.AddTo(command);
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
             var options = new BestOfNOptions
@@ -58,8 +53,7 @@ internal static class BonCommand
                     var r => throw new CliException($"--reference '{r}' is not one of normal, empirical."),
                 },
             };
-            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                parse.GetValue(maxLength), maxPaddingWaste: parse.GetValue(padding), contentSpecialTokens: parse.GetValue(content)!);
+            using var m = modelOptions.Load(parse);
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
                                        "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");

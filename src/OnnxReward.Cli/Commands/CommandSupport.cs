@@ -7,6 +7,40 @@ using OnnxReward.Text.Tokenization;
 
 namespace OnnxReward.Cli.Commands;
 
+/// <summary>
+/// The model-loading options every scoring command takes — --model, --ep, --max-batch-tokens, --max-padding-waste,
+/// --truncation, --max-length, --content-special-tokens — declared once: <see cref="AddTo"/> puts them on a command,
+/// <see cref="Load(ParseResult)"/> turns a parse into a loaded <see cref="RewardModel"/>.
+/// </summary>
+internal sealed class ModelOptions
+{
+    public Option<DirectoryInfo?> Model { get; }
+    public Option<string> Provider { get; } = CommandSupport.ProviderOption();
+    public Option<int> BatchTokens { get; } = CommandSupport.BatchTokensOption();
+    public Option<double> PaddingWaste { get; } = CommandSupport.PaddingWasteOption();
+    public Option<string> Truncation { get; } = CommandSupport.TruncationOption();
+    public Option<int?> MaxLength { get; } = CommandSupport.MaxLengthOption();
+    public Option<string> ContentSpecialTokens { get; } = CommandSupport.ContentSpecialTokensOption();
+
+    public ModelOptions(bool modelRequired = false) => Model = CommandSupport.ModelOption(modelRequired);
+
+    /// <summary>Adds every option to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (Option o in new Option[] { Model, Provider, BatchTokens, PaddingWaste, Truncation, MaxLength, ContentSpecialTokens })
+            command.Options.Add(o);
+    }
+
+    /// <summary>Loads the model the parse names (the default model when --model is absent).</summary>
+    /// <exception cref="CliException">An option value is not one the library takes.</exception>
+    public RewardModel Load(ParseResult parse) => Load(parse, parse.GetValue(Model));
+
+    /// <summary>Loads <paramref name="directory"/> with the parse's other options.</summary>
+    public RewardModel Load(ParseResult parse, DirectoryInfo? directory) => CommandSupport.LoadModel(directory, parse.GetValue(Provider)!,
+        parse.GetValue(BatchTokens), parse.GetValue(Truncation)!, parse.GetValue(MaxLength), parse.GetValue(PaddingWaste),
+        parse.GetValue(ContentSpecialTokens)!);
+}
+
 /// <summary>Options shared by the commands and the one place that turns library errors into CLI errors.</summary>
 internal static class CommandSupport
 {

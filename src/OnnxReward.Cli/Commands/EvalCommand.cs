@@ -12,22 +12,16 @@ internal static class EvalCommand
     public static Command Create()
     {
         var files = new Argument<FileInfo[]>("pairs") { Description = "JSON lines {prompt, chosen, rejected, source?}.", Arity = ArgumentArity.OneOrMore };
-        var model = CommandSupport.ModelOption();
-        var ep = CommandSupport.ProviderOption();
-        var budget = CommandSupport.BatchTokensOption();
-        var padding = CommandSupport.PaddingWasteOption();
-        var truncation = CommandSupport.TruncationOption();
-        var maxLength = CommandSupport.MaxLengthOption();
-        var content = CommandSupport.ContentSpecialTokensOption();
+        var modelOptions = new ModelOptions();
         var json = new Option<bool>("--json") { Description = "Print {\"overall\", \"n\", \"ties\", \"per_source\"} instead of a table." };
         var command = new Command("eval", "Pairwise accuracy of the reward model on preference pairs, per source and overall.")
         {
-            files, model, ep, budget, padding, truncation, maxLength, json, content,
+            files, json,
         };
+        modelOptions.AddTo(command);
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
-            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget), parse.GetValue(truncation)!,
-                parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!);
+            using var m = modelOptions.Load(parse);
             var outcomes = new List<PairOutcome>();
             var errors = 0;
             foreach (var file in parse.GetValue(files)!)

@@ -21,20 +21,14 @@ internal static class ScoreCommand
 
     private static Command Build(string name, string description, bool embed)
     {
-        var model = CommandSupport.ModelOption(required: embed);
+        var modelOptions = new ModelOptions(modelRequired: embed);
         var input = CommandSupport.InputOption();
         var output = CommandSupport.OutputOption();
-        var ep = CommandSupport.ProviderOption();
-        var budget = CommandSupport.BatchTokensOption();
-        var padding = CommandSupport.PaddingWasteOption();
-        var truncation = CommandSupport.TruncationOption();
-        var maxLength = CommandSupport.MaxLengthOption();
-        var content = CommandSupport.ContentSpecialTokensOption();
-        var command = new Command(name, description) { model, input, output, ep, budget, padding, truncation, maxLength, content };
+        var command = new Command(name, description) { input, output };
+        modelOptions.AddTo(command);
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
-            using var m = CommandSupport.LoadModel(parse.GetValue(model), parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!);
+            using var m = modelOptions.Load(parse);
             using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
             LongRun.Run(embed ? "embedding" : "scoring", advance =>
             {

@@ -9,13 +9,7 @@ internal static class ServeCommand
 {
     public static Command Create()
     {
-        var model = CommandSupport.ModelOption();
-        var ep = CommandSupport.ProviderOption();
-        var budget = CommandSupport.BatchTokensOption();
-        var padding = CommandSupport.PaddingWasteOption();
-        var truncation = CommandSupport.TruncationOption();
-        var maxLength = CommandSupport.MaxLengthOption();
-        var content = CommandSupport.ContentSpecialTokensOption();
+        var modelOptions = new ModelOptions();
         var urls = new Option<string>("--urls")
         {
             Description = "Where to listen (semicolon-separated). Loopback by default; binding elsewhere without --api-key is warned about.",
@@ -41,9 +35,10 @@ internal static class ServeCommand
         var command = new Command("serve",
             "HTTP scoring service: POST /v1/score, /v1/bon, /get_reward (OpenRLHF), /v1/classify (vLLM/SGLang); GET /health, /metrics, /openapi.json.")
         {
-            model, ep, budget, padding, truncation, maxLength, content, urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
+            urls, maxWait, maxBatch, queue, maxBody, maxConversations, apiKey, shutdown,
             requestTimeout,
         };
+        modelOptions.AddTo(command);
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
             var key = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("ONNXREWARD_API_KEY");
@@ -52,7 +47,7 @@ internal static class ServeCommand
                 Urls = parse.GetValue(urls)!,
                 MaxWaitMs = parse.GetValue(maxWait),
                 MaxBatchSize = parse.GetValue(maxBatch),
-                MaxBatchTokens = parse.GetValue(budget),
+                MaxBatchTokens = parse.GetValue(modelOptions.BatchTokens),
                 QueueCapacity = parse.GetValue(queue),
                 MaxBodyBytes = parse.GetValue(maxBody),
                 MaxConversations = parse.GetValue(maxConversations),
@@ -61,7 +56,7 @@ internal static class ServeCommand
                 RequestTimeout = Seconds(parse.GetValue(requestTimeout), "--request-timeout-s"),
             };
             settings.Validate();
-            var dir = parse.GetValue(model);
+            var dir = parse.GetValue(modelOptions.Model);
             if (dir is null)
                 _ = CommandSupport.DefaultModelDirectory();            // fail before binding when there is no model at all
             else if (!dir.Exists)
@@ -70,8 +65,7 @@ internal static class ServeCommand
                 if (!IsLoopback(url) && settings.ApiKey is null)
                     Console.Error.WriteLine($"warning: listening on {url}, beyond loopback, with no API key: anyone who can reach it can use it.");
 
-            var server = ScoringServer.Create(settings, () => CommandSupport.LoadModel(dir, parse.GetValue(ep)!, parse.GetValue(budget),
-                parse.GetValue(truncation)!, parse.GetValue(maxLength), parse.GetValue(padding), parse.GetValue(content)!));
+            var server = ScoringServer.Create(settings, () => modelOptions.Load(parse, dir));
             try
             {
                 server.StartAsync().GetAwaiter().GetResult();

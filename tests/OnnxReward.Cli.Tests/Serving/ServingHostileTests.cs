@@ -29,6 +29,19 @@ public class ServingHostileTests
 
     /// <summary>CPU seconds this process burns over <paramref name="window"/>: after a stopped request the server must
     /// be idle. A request still rendering would burn ≥ 1 core-second per second of the window.</summary>
+    /// <summary>Waits, 1.5 s window by window, until this process goes idle (under 0.75 CPU-s per window: a live render
+    /// burns ~1.5), for at most 12 s; returns the CPU of the last window. Stopping is what is asserted, not how fast a
+    /// loaded machine gets there: uncancelled, the spin model's request would keep a core busy for ~28 s, so idling
+    /// within 12 s can only mean it was stopped. (A single fixed window failed under load: the stop lands at the next
+    /// cancellation check, later when other processes hold the cores.)</summary>
+    private static async Task<double> CpuUntilIdle()
+    {
+        var cpu = double.MaxValue;
+        for (var i = 0; i < 8 && cpu >= 0.75; i++)
+            cpu = await CpuOver(TimeSpan.FromSeconds(1.5));
+        return cpu;
+    }
+
     private static async Task<double> CpuOver(TimeSpan window)
     {
         var process = Process.GetCurrentProcess();
@@ -50,11 +63,9 @@ public class ServingHostileTests
         // Bound: the 1 s deadline plus one template cancellation stride and the HTTP round trip; 3 s leaves room for a
         // loaded 2-core machine and is far below the ~28 s the request costs uncancelled.
         Assert.That(elapsed, Is.LessThan(3), "stopped at the deadline");
-        var cpu = await CpuOver(TimeSpan.FromSeconds(3));
-        // A live render burns one core, ~3 CPU-s in the 3 s window; the bound is half of that because the measurement
-        // covers the whole test process (GC, tiered JIT and other fixtures took up to 1.2 CPU-s per 1.5 s on a 2-core
-        // machine loaded by other builds, so the earlier 1.5 s window with a 1.0 bound failed 3 runs in 7 there).
-        Assert.That(cpu, Is.LessThan(1.5), "nothing keeps rendering after the answer (a live render burns ~3 CPU-s here)");
+        var cpu = await CpuUntilIdle();
+        // The measurement covers the whole test process (GC, tiered JIT and other fixtures), hence half a core's worth.
+        Assert.That(cpu, Is.LessThan(0.75), "nothing keeps rendering after the answer (a live render burns ~1.5 CPU-s per window)");
         Assert.That(s.Server.Batcher!.AdmittedRows, Is.Zero);
     }
 
@@ -68,8 +79,8 @@ public class ServingHostileTests
         // The server notices the closed connection (RequestAborted) at its next cancellation check: give it 1 s, then
         // the process must be idle although 27 s of rendering were left.
         await Task.Delay(1000);
-        var cpu = await CpuOver(TimeSpan.FromSeconds(3));
-        Assert.That(cpu, Is.LessThan(1.5), "the abandoned request no longer renders (a live render burns ~3 CPU-s; bound as above)");
+        var cpu = await CpuUntilIdle();
+        Assert.That(cpu, Is.LessThan(0.75), "the abandoned request no longer renders (a live render burns ~1.5 CPU-s per window; bound as above)");
         using var health = await s.Client.GetAsync("/health");
         Assert.That((int)health.StatusCode, Is.EqualTo(200), "the server lives on");
     }
@@ -87,7 +98,7 @@ public class ServingHostileTests
         // the deadline would answer 503. Either way it ends within the 0.5 s deadline + 1.5 s (HTTP, a 300 KB body, JSON).
         Assert.That(status, Is.EqualTo(400).Or.EqualTo(503), body.ToString());
         Assert.That(elapsed, Is.LessThan(2.0));
-        Assert.That(await CpuOver(TimeSpan.FromSeconds(1)), Is.LessThan(0.4), "no work left running (issue: 133 s of CPU per request)");
+        Assert.That(await CpuUntilIdle(), Is.LessThan(0.75), "no work left running (issue: 133 s of CPU per request)");
     }
 
     [Test]
