@@ -18,13 +18,8 @@ public sealed partial class RewardModel
     /// is stopped (ONNX Runtime's RunOptions.Terminate).</exception>
     public IReadOnlyList<RewardScore> Score(IReadOnlyList<EncodedInput> inputs, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
-        RequireReward();
+        CheckScorable(inputs);
         var n = inputs.Count;
-        for (var i = 0; i < n; i++)
-            if (inputs[i] is not { HasGatingPosition: true } && !(Manifest.IsClassifier && inputs[i] is not null))
-                throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
-                    : $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
         var k = Manifest.Objectives.Count;
         var score = new float[n];
         var rewards = new float[n * k];
@@ -238,6 +233,21 @@ public sealed partial class RewardModel
     {
         if (buffer.Length < length)
             buffer = new float[length];
+    }
+
+    /// <summary>Fails when this model cannot score <paramref name="inputs"/>: it has no reward head, an input is null, or
+    /// (ArmoRM, which gates) an input was encoded without a gating position. The one check <see cref="Score(IReadOnlyList{EncodedInput}, CancellationToken)"/>
+    /// and <see cref="RewardScorer"/> make before anything runs.</summary>
+    internal void CheckScorable(IReadOnlyList<EncodedInput> inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        RequireReward();
+        for (var i = 0; i < inputs.Count; i++)
+            if (inputs[i] is not { } input)
+                throw new RewardModelException($"input {i} is null.", i);
+            else if (Manifest.IsArmoRm && !input.HasGatingPosition)
+                throw new RewardModelException(
+                    $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
     }
 
     private void RequireReward()

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using OnnxReward.Text.Conversations;
 
 namespace OnnxReward;
 
@@ -123,9 +124,20 @@ public sealed class RewardScorer : IAsyncDisposable
     public Task<IReadOnlyList<RewardScore>> ScoreAsync(IReadOnlyList<Conversation> conversations, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(conversations);
-        var encoded = new EncodedInput[conversations.Count];
+        return ScoreAsync(conversations.Select(c => new ScoringInput(c, null, null)).ToArray(), cancellationToken);
+    }
+
+    /// <summary>Encodes inputs of any form on the calling thread (so a bad one fails this call only, naming its index),
+    /// then queues them as one request.</summary>
+    /// <exception cref="RewardModelException">An input cannot be encoded; nothing was queued.</exception>
+    /// <exception cref="ScorerBusyException">The queue is full or the scorer is shutting down.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Task<IReadOnlyList<RewardScore>> ScoreAsync(IReadOnlyList<ScoringInput> inputs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var encoded = new EncodedInput[inputs.Count];
         for (var i = 0; i < encoded.Length; i++)
-            encoded[i] = _model.Encode(conversations[i], i, cancellationToken);
+            encoded[i] = _model.Encode(inputs[i], i, cancellationToken);
         return ScoreAsync(encoded, cancellationToken);
     }
 
@@ -139,14 +151,11 @@ public sealed class RewardScorer : IAsyncDisposable
         if (inputs.Count == 0)
             return [];
         cancellationToken.ThrowIfCancellationRequested();
-        var rows = new EncodedInput[inputs.Count];
+        _model.CheckScorable(inputs);
+        var rows = inputs.ToArray();                 // the caller's list may change after this call returns
         var tokens = 0;
-        for (var i = 0; i < rows.Length; i++)
-        {
-            rows[i] = inputs[i] is { } input && (input.HasGatingPosition || _model.Manifest.IsClassifier) ? input : throw new RewardModelException(inputs[i] is null ? $"input {i} is null."
-                : $"input {i} was encoded without a gating position (for embedding); encode it with RewardModel.Encode to score it.", i);
-            tokens += rows[i].TokenCount;
-        }
+        foreach (var r in rows)
+            tokens += r.TokenCount;
         Reserve(rows.Length);
         var pending = new Pending(rows, tokens, cancellationToken);
         Interlocked.Add(ref _queuedRows, rows.Length);

@@ -123,10 +123,7 @@ internal sealed partial class ScoringServer
             throw new FormatException("expected {\"query\": [\"<templated conversation text>\", ...]} (OpenRLHF's remote reward model request).");
         var texts = query.ValueKind == JsonValueKind.String ? [query.GetString()!] : StringList(query, "query");
         CheckCount(texts.Count, "query");
-        var rows = new EncodedInput[texts.Count];
-        for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.Encode(ScoringInput.FromTemplatedText(WithBos(model, texts[i])), i, ct);
-        var scores = Finite(await batcher.ScoreAsync(rows, ct), "query");
+        var scores = Finite(await batcher.ScoreAsync(texts.Select(t => ScoringInput.FromTemplatedText(WithBos(model, t))).ToArray(), ct), "query");
         return Obj(w =>
         {
             foreach (var name in new[] { "rewards", "scores" })
@@ -192,10 +189,7 @@ internal sealed partial class ScoringServer
         else
             throw new FormatException("\"input\" is neither a string, an array of strings, nor an array of token ids.");
 
-        var rows = new EncodedInput[inputs.Count];
-        for (var i = 0; i < rows.Length; i++)
-            rows[i] = model.Encode(inputs[i], i, ct);
-        var scores = Finite(await batcher.ScoreAsync(rows, ct), "input");
+        var scores = Finite(await batcher.ScoreAsync(inputs, ct), "input");
         var name = OptionalString(body, "model") ?? ModelName(model);
         return Obj(w =>
         {
