@@ -35,6 +35,31 @@ public class RewardModelConversationTests
     }
 
     [Test]
+    public void EncodeEachGivesEveryInputItsOwnResultAndTheEncodedOnesScoreAsTheGoldens()
+    {
+        var goldens = ExportedModels.ArmormTinyGoldens();
+        var model = Model.Value;
+        var inputs = new[]
+        {
+            ScoringInput.FromConversation(FromGolden(goldens[0].Messages)),
+            null!,                                                                  // a null item is that item's error
+            ScoringInput.FromTokenIds([model.Manifest.VocabSize + 7]),              // outside the vocabulary
+            ScoringInput.FromTemplatedText(""),                                     // nothing to score
+            ScoringInput.FromTokenIds(goldens[1].InputIds),
+        };
+        var results = model.EncodeEach(inputs, firstIndex: 10);
+        Assert.That(results.Select(r => r.IsSuccess), Is.EqualTo(new[] { true, false, false, false, true }));
+        Assert.That(results.Where(r => !r.IsSuccess).Select(r => r.Error!.InputIndex), Is.EqualTo(new int?[] { 11, 12, 13 }),
+            "indices count from firstIndex");
+        Assert.That(results[2].Error!.Message, Does.Contain("outside the model's vocabulary"));
+        Assert.That(results[0].Input!.ToArray(), Is.EqualTo(goldens[0].InputIds), "exact ids (README)");
+        Assert.That((results[4].Input!.RewardPosition, results[4].Input!.GatingPosition),
+            Is.EqualTo((goldens[1].RewardPosition, goldens[1].GatingPosition)));
+        var scores = model.Score([results[0].Input!, results[4].Input!]);
+        ExportedModels.AssertClose([scores[0].Score, scores[1].Score], [goldens[0].Score, goldens[1].Score], "encoded inputs score as the goldens");
+    }
+
+    [Test]
     public void HhRlhfTranscriptsBecomeTheGoldensTurns()
     {
         // Golden ids "a-NN-hh-rowR-chosen|rejected" name the row of hh_rlhf_harmless_test.jsonl the conversation came from.
