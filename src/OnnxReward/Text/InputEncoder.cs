@@ -117,6 +117,53 @@ public sealed class InputEncoder
     /// <summary>The pad token id, or null when the model has none.</summary>
     public int? PadTokenId { get; }
 
+    /// <summary>
+    /// Templated text as a Hugging Face tokenizer call with <c>add_special_tokens=True</c> would see it, without doubling
+    /// BOS: the model's BOS text (tokenizer_config.json's <c>bos_token</c>; <c>&lt;|begin_of_text|&gt;</c> when there is
+    /// no config but the vocabulary has it) is prepended when the text does not already start with it. Models without a
+    /// BOS token (Qwen3) get the text unchanged.
+    /// </summary>
+    public string WithBos(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var bos = Template is { } t ? t.BosToken : _tokenizer?.AddedTokenId(Llama3Bos) is not null ? Llama3Bos : null;
+        return bos is null || text.StartsWith(bos, StringComparison.Ordinal) ? text : bos + text;
+    }
+
+    private const string Llama3Bos = "<|begin_of_text|>";
+
+    /// <summary>
+    /// A query as OpenRLHF's remote reward-model server (<c>openrlhf.cli.serve_rm</c>, the <c>strip_sequence</c>
+    /// version) prepares it: trainers send decoded sequences with their padding (left pads before the prompt, pads and
+    /// EOS after the response), and the server removes the leading and the trailing run of pad and EOS token texts, then
+    /// appends one EOS, so the reward is read at that EOS whatever the padding was. The BOS is then added when missing
+    /// (<see cref="WithBos"/>; OpenRLHF's tokenizer call would add a second one to a query that already starts with BOS).
+    /// </summary>
+    /// <exception cref="RewardModelException">The model's tokenizer_config.json names no EOS token, so the rule cannot
+    /// apply.</exception>
+    public string PrepareOpenRlhfQuery(string query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var eos = Template?.EosToken is { Length: > 0 } e ? e : throw new RewardModelException(
+            $"{_source} names no eos_token in tokenizer_config.json, so an OpenRLHF query's padding cannot be stripped and EOS " +
+            "re-appended: add the tokenizer's eos_token to tokenizer_config.json, or send unpadded templated text to /v1/classify.");
+        var pad = Template?.PadToken is { Length: > 0 } p && p != eos ? p : null;
+        var span = query.AsSpan();
+        while (true)
+        {
+            if (span.StartsWith(eos, StringComparison.Ordinal)) span = span[eos.Length..];
+            else if (pad is not null && span.StartsWith(pad, StringComparison.Ordinal)) span = span[pad.Length..];
+            else break;
+        }
+        while (true)
+        {
+            if (span.EndsWith(eos, StringComparison.Ordinal)) span = span[..^eos.Length];
+            else if (pad is not null && span.EndsWith(pad, StringComparison.Ordinal)) span = span[..^pad.Length];
+            else break;
+        }
+        return WithBos(string.Concat(span, eos));
+    }
+
     /// <summary>The same tokenizer and template with other options (a cheap copy: nothing is reloaded).</summary>
     public InputEncoder With(InputEncoderOptions options) => new(_tokenizer, Template, options, _source);
 

@@ -181,4 +181,37 @@ public class ConversationEncoderTests
         Assert.That(P("""{"text":"<|begin_of_text|>x"}""").Text, Is.EqualTo("<|begin_of_text|>x"));
         Assert.That(P("""{"input_ids":[128000,87]}""").InputIds, Is.EqualTo(new[] { 128000, 87 }));
     }
+
+    [Test]
+    public void OpenRlhfQueriesLoseTheirPaddingAndEndInOneEos()
+    {
+        // OpenRLHF serve_rm's strip_sequence: the leading and the trailing run of pad / EOS texts go, one EOS is appended.
+        // armorm-tiny: eos_token <|end_of_text|>, pad_token [PAD], bos_token <|begin_of_text|> (its tokenizer_config.json).
+        var encoder = Encoder.Value;
+        const string body = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello<|eot_id|>";
+        const string expected = body + "<|end_of_text|>";
+        Assert.That(encoder.PrepareOpenRlhfQuery(body), Is.EqualTo(expected));
+        Assert.That(encoder.PrepareOpenRlhfQuery("[PAD][PAD]" + body + "<|end_of_text|>[PAD][PAD][PAD]"), Is.EqualTo(expected));
+        Assert.That(encoder.PrepareOpenRlhfQuery("<|end_of_text|>[PAD]" + body + "[PAD]<|end_of_text|><|end_of_text|>"), Is.EqualTo(expected));
+        // Only the runs at the ends go: a pad or EOS inside the text stays (and the encoder then refuses an inner pad).
+        Assert.That(encoder.PrepareOpenRlhfQuery("[PAD]a[PAD]b<|end_of_text|>c[PAD]"), Is.EqualTo("<|begin_of_text|>a[PAD]b<|end_of_text|>c<|end_of_text|>"));
+        // BOS is added when missing, never doubled; a query of padding only becomes BOS + EOS.
+        Assert.That(encoder.PrepareOpenRlhfQuery(body["<|begin_of_text|>".Length..] + "[PAD]"), Is.EqualTo(expected));
+        Assert.That(encoder.PrepareOpenRlhfQuery("[PAD][PAD]<|end_of_text|>"), Is.EqualTo("<|begin_of_text|><|end_of_text|>"));
+        // The prepared query encodes with its reward at the appended EOS (the last token) and its gating position found.
+        var encoded = encoder.EncodeTemplated(encoder.PrepareOpenRlhfQuery("[PAD]" + body + "[PAD][PAD]"));
+        Assert.That(encoded.ToArray()[^1], Is.EqualTo(128001));
+        Assert.That(encoded.RewardPosition, Is.EqualTo(encoded.TokenCount - 1));
+        Assert.That(encoded.HasGatingPosition, Is.True);
+    }
+
+    [Test]
+    public void BosFollowsTheModelsOwnToken()
+    {
+        Assert.That(Encoder.Value.WithBos("x"), Is.EqualTo("<|begin_of_text|>x"));
+        Assert.That(Encoder.Value.WithBos("<|begin_of_text|>x"), Is.EqualTo("<|begin_of_text|>x"));
+        var qwen = InputEncoder.Load(SharedData.SkyworkQwen3Tiny);       // no bos_token: the text stays as it is
+        Assert.That(qwen.WithBos("x"), Is.EqualTo("x"));
+        Assert.That(qwen.PrepareOpenRlhfQuery("<|endoftext|><|endoftext|>x<|im_end|><|endoftext|>"), Is.EqualTo("x<|im_end|>"));
+    }
 }

@@ -30,6 +30,14 @@ public sealed class ChatTemplate
     /// <summary>tokenizer_config.json's <c>pad_token</c> text (ArmoRM: <c>[PAD]</c>), or null when it has none.</summary>
     public string? PadToken => _tokens["pad_token"] as string;
 
+    /// <summary>tokenizer_config.json's <c>eos_token</c> text (Llama-3: <c>&lt;|end_of_text|&gt;</c> or
+    /// <c>&lt;|eot_id|&gt;</c>), or null when it has none.</summary>
+    public string? EosToken => _tokens["eos_token"] as string;
+
+    /// <summary>tokenizer_config.json's <c>bos_token</c> text (Llama-3: <c>&lt;|begin_of_text|&gt;</c>), or null when
+    /// it has none (Qwen3).</summary>
+    public string? BosToken => _tokens["bos_token"] as string;
+
     /// <summary>Parses a template; special-token variables are given explicitly.</summary>
     /// <exception cref="TemplateException">The template uses syntax outside the supported subset; the message names it.</exception>
     public static ChatTemplate Parse(string template, string? bosToken = null, string? eosToken = null, string? padToken = null, string? unkToken = null) =>
