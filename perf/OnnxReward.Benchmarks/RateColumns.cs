@@ -19,7 +19,7 @@ internal interface IWorkCounter
     string? CeilingOf(string method);
 }
 
-/// <summary>tokens/s, GFLOP/s and "÷ ceiling" columns computed from the Mean of each case (llm.c's MFU, with the
+/// <summary>tokens/s, GFLOP/s and "÷ ceiling" columns computed from the Median of each case (llm.c's MFU, with the
 /// kernel-only ceilings measured in the same run instead of a vendor peak).</summary>
 internal sealed class RateColumn(string name, string legend, Func<Summary, BenchmarkCase, double?> value, string format) : IColumn
 {
@@ -46,7 +46,9 @@ internal sealed class RateColumn(string name, string legend, Func<Summary, Bench
     private static IReadOnlyDictionary<string, object> Params(BenchmarkCase c) =>
         c.Parameters.Items.ToDictionary(p => p.Name, p => p.Value);
 
-    private static double? Seconds(Summary s, BenchmarkCase c) => s[c]?.ResultStatistics?.Mean / 1e9;
+    // The median, not the mean: with --job short's 3 iterations on a shared machine one stalled iteration moves the mean
+    // by more than the differences measured (Error > Mean in some rows), and the median of 3 ignores it.
+    private static double? Seconds(Summary s, BenchmarkCase c) => s[c]?.ResultStatistics?.Median / 1e9;
 
     private static double? Rate(Summary s, BenchmarkCase c, bool flops)
     {
@@ -55,7 +57,7 @@ internal sealed class RateColumn(string name, string legend, Func<Summary, Bench
         return (flops ? work.Flops / 1e9 : work.Tokens) / sec;
     }
 
-    public static readonly RateColumn TokensPerSecond = new("tokens/s", "tokens per second (B·T, padding included)",
+    public static readonly RateColumn TokensPerSecond = new("tokens/s", "tokens per second (B·T, padding included), from the median time",
         (s, c) => Rate(s, c, flops: false), "N0");
 
     public static readonly RateColumn GflopsPerSecond = new("GFLOP/s", "counted fp32-equivalent FLOPs per second (MidSizeModel.ModelFlops / KernelCeiling.FlopsFor), whatever the precision",
