@@ -94,7 +94,7 @@ public class IoBindingBenchmarks : IWorkCounter
         _seam.Dispose();
     }
 
-    string? IWorkCounter.CeilingMethod => null;
+    string? IWorkCounter.CeilingOf(string method) => null;
 
     (double Tokens, double Flops)? IWorkCounter.Work(string method, IReadOnlyDictionary<string, object> parameters)
     {

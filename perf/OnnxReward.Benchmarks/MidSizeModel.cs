@@ -1,6 +1,7 @@
 using OnnxReward.Export;
 using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
+using OnnxReward.Model;
 
 namespace OnnxReward.Benchmarks;
 
@@ -24,8 +25,14 @@ internal static class MidSizeModel
     public static string CheckpointDirectory => Path.Combine(Root, "checkpoint");
     public static string ModelDirectory => Path.Combine(Root, "model");
 
-    /// <summary>The same checkpoint exported with <c>--dtype int8</c> (Linear layers as DynamicQuantizeMatMul).</summary>
-    public static string Int8ModelDirectory => Path.Combine(Root, "model-int8");
+    /// <summary>The CPU variants the benchmarks compare, each at its export defaults (ExportPrecision.Parse): fp32,
+    /// int8 (DynamicQuantizeMatMul), int8-block (MatMulNBits 8 bits) and int4 (MatMulNBits 4 bits).</summary>
+    public static readonly IReadOnlyList<ExportPrecision> Variants =
+        [ExportPrecision.Fp32, ExportPrecision.Parse("int8"), ExportPrecision.Parse("int8-block"), ExportPrecision.Parse("int4")];
+
+    /// <summary>The checkpoint exported as <paramref name="precision"/>: <c>model</c> for fp32, <c>model-{dtype}</c> otherwise.</summary>
+    public static string DirectoryOf(ExportPrecision precision) =>
+        precision == ExportPrecision.Fp32 ? ModelDirectory : Path.Combine(Root, "model-" + precision.Name);
 
     // FLOP count, llm.c style (gpt2_estimate_mfu: 2 FLOPs per multiply-add, "6N + 12·L·H·Q·T" for training; the forward
     // is a third of that: 2N per token + 4·L·T·D per token for attention). Legend: B rows, T tokens per row, L layers,
@@ -57,12 +64,14 @@ internal static class MidSizeModel
         return linear + attention;
     }
 
+    /// <summary>The part of <see cref="ModelFlops"/> done by Linear layers (everything but QKᵀ and AV).</summary>
+    public static double LinearFlops(int b, int t) => ModelFlops(b, t) - 4.0 * Config.NumHiddenLayers * b * t * (double)t * Config.HiddenSize;
+
     public static void Ensure()
     {
         if (File.Exists(Path.Combine(ModelDirectory, "reward_model.json")))
         {
-            if (!File.Exists(Path.Combine(Int8ModelDirectory, "reward_model.json")))
-                ExportInt8();
+            ExportVariants();
             return;
         }
         if (Directory.Exists(Root))
@@ -91,12 +100,22 @@ internal static class MidSizeModel
             w.Complete(Config, Head);
         }
         ModelExporter.Export(CheckpointDirectory, ModelDirectory, new ExportOptions { Precision = ExportPrecision.Fp32, GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern });
-        ExportInt8();
+        ExportVariants();
     }
 
-    private static void ExportInt8() =>
-        ModelExporter.Export(CheckpointDirectory, Int8ModelDirectory,
-            new ExportOptions { Precision = ExportPrecision.Parse("int8"), GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern, Overwrite = true });
+    /// <summary>Exports each quantized variant whose directory is missing (a manifest of another precision is redone).</summary>
+    private static void ExportVariants()
+    {
+        foreach (var precision in Variants.Where(p => p != ExportPrecision.Fp32))
+        {
+            var manifest = Path.Combine(DirectoryOf(precision), "reward_model.json");
+            if (File.Exists(manifest) && RewardModelManifest.Load(DirectoryOf(precision)) is var m
+                && m.DType == precision.Name && m.Quantization?.BlockSize == precision.BlockSize && m.Quantization?.AccuracyLevel == precision.AccuracyLevel)
+                continue;
+            ModelExporter.Export(CheckpointDirectory, DirectoryOf(precision),
+                new ExportOptions { Precision = precision, GatingTokenPattern = ModelExporter.Llama3GatingTokenPattern, Overwrite = true });
+        }
+    }
 
     /// <summary>B chat-shaped rows of exactly T tokens (header, prompt, gating pattern, response, eot), ids below 128000.</summary>
     public static int[][] Rows(int b, int t, int seed = 1)

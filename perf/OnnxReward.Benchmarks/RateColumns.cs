@@ -14,12 +14,13 @@ internal interface IWorkCounter
 {
     (double Tokens, double Flops)? Work(string method, IReadOnlyDictionary<string, object> parameters);
 
-    /// <summary>The method whose GFLOP/s is the ceiling for the other cases with the same parameters (or null).</summary>
-    string? CeilingMethod { get; }
+    /// <summary>The method whose GFLOP/s is <paramref name="method"/>'s ceiling (the case with the same parameters), or
+    /// null when it has none.</summary>
+    string? CeilingOf(string method);
 }
 
-/// <summary>tokens/s, GFLOP/s and "÷ ceiling" columns computed from the Mean of each case (llm.c's MFU, with the
-/// MatMul-only ceiling measured in the same run instead of a vendor peak).</summary>
+/// <summary>tokens/s, GFLOP/s and "÷ ceiling" columns computed from the Median of each case (llm.c's MFU, with the
+/// kernel-only ceilings measured in the same run instead of a vendor peak).</summary>
 internal sealed class RateColumn(string name, string legend, Func<Summary, BenchmarkCase, double?> value, string format) : IColumn
 {
     public string Id => "OnnxReward." + name;
@@ -45,7 +46,9 @@ internal sealed class RateColumn(string name, string legend, Func<Summary, Bench
     private static IReadOnlyDictionary<string, object> Params(BenchmarkCase c) =>
         c.Parameters.Items.ToDictionary(p => p.Name, p => p.Value);
 
-    private static double? Seconds(Summary s, BenchmarkCase c) => s[c]?.ResultStatistics?.Mean / 1e9;
+    // The median, not the mean: with --job short's 3 iterations on a shared machine one stalled iteration moves the mean
+    // by more than the differences measured (Error > Mean in some rows), and the median of 3 ignores it.
+    private static double? Seconds(Summary s, BenchmarkCase c) => s[c]?.ResultStatistics?.Median / 1e9;
 
     private static double? Rate(Summary s, BenchmarkCase c, bool flops)
     {
@@ -54,16 +57,16 @@ internal sealed class RateColumn(string name, string legend, Func<Summary, Bench
         return (flops ? work.Flops / 1e9 : work.Tokens) / sec;
     }
 
-    public static readonly RateColumn TokensPerSecond = new("tokens/s", "tokens per second (B·T, padding included)",
+    public static readonly RateColumn TokensPerSecond = new("tokens/s", "tokens per second (B·T, padding included), from the median time",
         (s, c) => Rate(s, c, flops: false), "N0");
 
-    public static readonly RateColumn GflopsPerSecond = new("GFLOP/s", "counted FLOPs per second (MidSizeModel.ModelFlops / MatMulCeiling.Flops)",
+    public static readonly RateColumn GflopsPerSecond = new("GFLOP/s", "counted fp32-equivalent FLOPs per second (MidSizeModel.ModelFlops / KernelCeiling.FlopsFor), whatever the precision",
         (s, c) => Rate(s, c, flops: true), "N0");
 
-    public static readonly RateColumn OfCeiling = new("of ceiling", "GFLOP/s ÷ the MatMul-only ceiling's GFLOP/s at the same parameters, same run",
+    public static readonly RateColumn OfCeiling = new("of ceiling", "GFLOP/s ÷ the case's own kernel ceiling's GFLOP/s at the same parameters, same run",
         (s, c) =>
         {
-            if (Counter(c)?.CeilingMethod is not { } ceilingMethod || Rate(s, c, flops: true) is not { } rate)
+            if (Counter(c)?.CeilingOf(c.Descriptor.WorkloadMethod.Name) is not { } ceilingMethod || Rate(s, c, flops: true) is not { } rate)
                 return null;
             var ceiling = s.BenchmarksCases.FirstOrDefault(o => o.Descriptor.WorkloadMethod.Name == ceilingMethod
                 && o.Descriptor.Type == c.Descriptor.Type && o.Parameters.DisplayInfo == c.Parameters.DisplayInfo);

@@ -42,31 +42,9 @@ internal static class LlamaRewardGraph
             var s = weights.GetInfo(name).Shape;
             return g.Weight(name + ".T", type, [s[1], s[0]], Weights.Transposed(weights, name));
         }
-        // A backbone Linear x·Wᵀ (several packed side by side): MatMul in the backbone's precision, or DynamicQuantizeMatMul
-        // on int8 weights. The weight is named as in the fp32 graph, with ".int8" / ".scale" for the quantized pair.
-        Value Linear(Value x, string weightName, string[] parts, string name)
-        {
-            var shapes = parts.Select(p => weights.GetInfo(p).Shape).ToArray();
-            long k = shapes[0][1], m = shapes.Sum(s => s[0]);
-            if (blocks is not null)
-            {
-                // MatMulNBits(x, B, scales[, zero_points]) = x · dequant(B)ᵀ with B's rows the HF [out, in] rows.
-                var q = new BlockQuantizedLinear(weights, parts, blocks, float16Scales: backbone == ElementType.Float16);
-                var wb = g.Weight(weightName + $".q{blocks.Bits}", ElementType.UInt8, q.WeightDims, q.Weights);
-                var ws = g.Weight(weightName + ".scales", backbone, q.ScaleDims, q.Scales);
-                var wz = blocks.ZeroPoints ? g.Weight(weightName + ".zero_points", ElementType.UInt8, q.ZeroPointDims, q.ZeroPointValues) : Value.None;
-                return g.Node("MatMulNBits", $"{name}/MatMulNBits", [x, wb, ws, wz], 1, GraphBuilder.MsDomain,
-                    Attr.Int("K", k), Attr.Int("N", m), Attr.Int("bits", blocks.Bits), Attr.Int("block_size", blocks.BlockSize),
-                    Attr.Int("accuracy_level", blocks.AccuracyLevel))[0];
-            }
-            var producer = Weights.PackedTransposed(weights, parts);
-            if (!int8Linears)
-                return g.MatMul(x, g.Weight(weightName, backbone, [k, m], producer), $"{name}/MatMul");
-            var quantized = new Int8Columns(producer, k, m);
-            var wq = g.Weight(weightName + ".int8", ElementType.Int8, [k, m], quantized.Values);
-            var scale = g.Weight(weightName + ".scale", ElementType.Float, [m], quantized.Scales);
-            return g.Node("DynamicQuantizeMatMul", $"{name}/DynamicQuantizeMatMul", [x, wq, scale], 1, GraphBuilder.MsDomain)[0];
-        }
+        // A backbone Linear x·Wᵀ (several packed side by side), in the variant's precision (BackboneLinear.cs).
+        var linear = new BackboneLinear(backbone, int8Linears, blocks);
+        Value Linear(Value x, string weightName, string[] parts, string name) => linear.Emit(g, weights, x, weightName, parts, name);
         var i64 = ElementType.Int64;
 
         // ---- inputs (RewardModelManifest contract) ----

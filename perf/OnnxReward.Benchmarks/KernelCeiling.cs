@@ -1,21 +1,25 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxReward.Export.Exporting;
 using OnnxReward.Export.Graph;
 
 namespace OnnxReward.Benchmarks;
 
 /// <summary>
-/// The machine ceiling for the FLOP-rate target: an ORT session holding nothing but fp32 MatMuls at the mid-size model's
-/// GEMM shapes, built by <see cref="KernelCeilingGraph"/> (the exporter's own graph builder) and run with the scoring session's settings
-/// (ORT_ENABLE_ALL, the same intra-op thread count, inputs and outputs bound once with IO binding).
+/// A variant's kernel ceiling: an ORT session holding nothing but that variant's Linear kernel — MatMul (fp32),
+/// DynamicQuantizeMatMul (int8), MatMulNBits 8 or 4 bits (int8-block, int4) with the exporter's block size, zero
+/// points and accuracy level — at the mid-size model's GEMM shapes, built by <see cref="KernelCeilingGraph"/> from the
+/// exporter's own Linear emitter and quantizers, and run with the scoring session's settings (ORT_ENABLE_ALL, the same
+/// intra-op thread count, inputs and outputs bound once with IO binding).
 /// Per layer, N = B·T rows:
 ///   [N, D]·[D, D + 2·Dkv]  packed QKV   [N, 512]·[512, 768]
 ///   [N, D]·[D, D]          o_proj       [N, 512]·[512, 512]
 ///   [N, D]·[D, 2F]         gate/up      [N, 512]·[512, 3072]
 ///   [N, F]·[F, D]          down_proj    [N, 1536]·[1536, 512]
 /// Every product is a graph output (so none can be pruned) written into a preallocated buffer; distinct random weights
-/// per layer, so the weights stream from memory as the model's do. FLOPs = 2·N·Σ K·M (exact for MatMul).
+/// per layer, so the weights stream from memory as the model's do. FLOPs = 2·N·Σ K·M, the fp32 count for every variant
+/// (GFLOP/s-equivalent), so a quantized ceiling reads directly against the fp32 one.
 /// </summary>
-internal sealed class MatMulCeiling : IDisposable
+internal sealed class KernelCeiling : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly OrtIoBinding _binding;
@@ -34,12 +38,12 @@ internal sealed class MatMulCeiling : IDisposable
     /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers: 2·N·Σ K·M.</summary>
     public static double FlopsFor(int rows, int layers) => 2.0 * rows * layers * Shapes.Sum(s => (double)s.K * s.M);
 
-    public MatMulCeiling(int rows, int layers, int intraOpThreads)
+    public KernelCeiling(ExportPrecision precision, int rows, int layers, int intraOpThreads)
     {
         Rows = rows;
         Flops = FlopsFor(rows, layers);
         var rng = new Random(7);
-        var model = KernelCeilingGraph.Float32MatMuls(D, F, Shapes, layers, seed: 7);
+        var model = KernelCeilingGraph.Build(precision, D, F, Shapes, layers, seed: 7);
         using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = intraOpThreads };
         _session = new InferenceSession(model, so);
         _binding = _session.CreateIoBinding();
