@@ -41,8 +41,9 @@ internal sealed class ModelOptions
         parse.GetValue(ContentSpecialTokens)!);
 }
 
-/// <summary>Options shared by the commands and the one place that turns library errors into CLI errors.</summary>
-internal static class CommandSupport
+/// <summary>Options shared by the commands; the one place that turns library errors into CLI errors is in
+/// CommandSupport.Errors.cs (compiled into the `onnxreward-train` tool too).</summary>
+internal static partial class CommandSupport
 {
     public static Option<FileInfo?> InputOption() => new("--input", "-i") { Description = "JSON lines to read (default: stdin)." };
     public static Option<FileInfo?> OutputOption() => new("--output", "-o") { Description = "Where to write JSON lines (default: stdout)." };
@@ -141,36 +142,4 @@ internal static class CommandSupport
             Log = message => Console.Error.WriteLine(message),
         });
     }
-
-    /// <summary>Runs a command body; expected failures print one line to stderr and return 1, and so does anything
-    /// unexpected (named by its type): a command never ends in a stack trace.</summary>
-    public static int Guard(Func<int> body)
-    {
-        try
-        {
-            return body();
-        }
-        catch (Exception e) when (e is CliException or RewardModelException or CheckpointException or TokenizerException
-                                      or TemplateException or ArgumentException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
-        catch (Exception e)
-        {
-            Console.Error.WriteLine($"error: {LineError(e)}");
-            return 1;
-        }
-    }
-
-    /// <summary>Whether a failure while handling one input line is that line's error (the command goes on with the
-    /// next line) rather than the end of the run: everything but cancellation.</summary>
-    public static bool IsLineError(Exception e) => e is not OperationCanceledException;
-
-    /// <summary>The one-line message for a failed input line: the library's own message for the expected kinds, the
-    /// exception type beside the message for anything else (a bug to report, but never a lost chunk).</summary>
-    public static string LineError(Exception e) =>
-        e is FormatException or RewardModelException or ArgumentException or TokenizerException or TemplateException or CliException
-            ? e.Message
-            : $"internal error ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with this input line.";
 }

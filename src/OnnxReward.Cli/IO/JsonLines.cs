@@ -182,9 +182,6 @@ internal sealed class LineSource(Stream stream) : IDisposable
     public void Dispose() => stream.Dispose();
 }
 
-/// <summary>A usage problem the command reports as one line (<c>error: …</c>) with exit code 1, no stack trace.</summary>
-internal sealed class CliException(string message) : Exception(message);
-
 /// <summary>Progress on stderr for long inputs, only when stderr is a terminal (pipes and CI logs stay clean).</summary>
 internal static class LongRun
 {
