@@ -48,6 +48,23 @@ internal static partial class CommandSupport
     public static Option<FileInfo?> InputOption() => new("--input", "-i") { Description = "JSON lines to read (default: stdin)." };
     public static Option<FileInfo?> OutputOption() => new("--output", "-o") { Description = "Where to write JSON lines (default: stdout)." };
 
+    public static Option<string?> ShardOption() => new("--shard")
+    {
+        Description = "i/N: process only shard i (0 to N-1) of N contiguous byte ranges of --input FILE (not stdin), e.g. one per " +
+                      "pod of an Indexed Job; line numbers stay the file's, and the N outputs concatenated in order are the unsharded output.",
+    };
+
+    /// <summary>The --shard value as a <see cref="Shard"/> (null when absent), checked before any model loads: a valid
+    /// i/N, and an input file to split.</summary>
+    /// <exception cref="CliException">The value is not a valid i/N, or <paramref name="input"/> is null (stdin).</exception>
+    public static Shard? ParseShard(string? value, FileInfo? input)
+    {
+        if (value is null)
+            return null;
+        var shard = Shard.Parse(value);
+        return input is null ? throw new CliException(Shard.NeedsFile(shard)) : shard;
+    }
+
     public static Option<DirectoryInfo?> ModelOption(bool required = false) => new("--model", "-m")
     {
         Description = required ? "Exported model directory." : "Exported model directory (default: the default model in models/).",
