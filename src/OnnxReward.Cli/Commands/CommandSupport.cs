@@ -1,9 +1,6 @@
 using System.CommandLine;
 using OnnxReward.Cli.IO;
-using OnnxReward.Export.Checkpoints;
 using OnnxReward.Model;
-using OnnxReward.Text.Chat;
-using OnnxReward.Text.Tokenization;
 
 namespace OnnxReward.Cli.Commands;
 
