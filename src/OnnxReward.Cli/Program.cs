@@ -21,10 +21,11 @@ public static class Program
                      ScoreCommand.CreateEmbed(),
                      EvalCommand.Create(),
                      BonCommand.Create(),
-                     TrainCommand.Create(),
                      ServeCommand.Create(),
                  })
             root.Subcommands.Add(command);
+        // Hidden: `onnxreward train` points to the onnxreward-train tool instead of "unrecognized command".
+        root.Subcommands.Add(TrainMovedCommand.Create());
         return root;
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using OnnxReward.Testing;
 
 namespace OnnxReward.Cli.Tests;
@@ -9,21 +8,8 @@ internal static class CliRunner
     public static (int Code, string Out, string Err) Run(string? stdin, params string[] args) => Run(TimeSpan.FromSeconds(300), stdin, args);
 
     /// <summary>As <see cref="Run(string?, string[])"/>, failing the test when the command runs past <paramref name="limit"/>.</summary>
-    public static (int Code, string Out, string Err) Run(TimeSpan limit, string? stdin, params string[] args)
-    {
-        var exe = Path.Combine(SharedData.RepositoryRoot, "src", "OnnxReward.Cli", "bin", "Release", "net10.0", "linux-x64", "onnxreward");
-        if (!File.Exists(exe)) Assert.Fail($"{exe} is missing: build src/OnnxReward.Cli in Release (this project's build does).");
-        var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        psi.Environment["NO_COLOR"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-            p.StandardInput.Write(stdin);
-        p.StandardInput.Close();
-        if (!p.WaitForExit(limit)) { p.Kill(entireProcessTree: true); Assert.Fail($"onnxreward {string.Join(' ', args)} did not finish in {limit.TotalSeconds} s"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    public static (int Code, string Out, string Err) Run(TimeSpan limit, string? stdin, params string[] args) =>
+        ToolRunner.Run(ToolRunner.AppHost(Path.Combine("src", "OnnxReward.Cli"), "onnxreward"), limit, stdin, args);
 
     private static readonly Lazy<string> ArmormTinyModel = new(() =>
     {

@@ -56,7 +56,7 @@ internal static class BonCommand
             using var m = modelOptions.Load(parse);
             if (options.Rule is SelectionRule.MeanMinusKStd or SelectionRule.MeanMinusKVariance && !m.HasPosterior)
                 throw new CliException($"--rule {parse.GetValue(rule)} needs a score standard deviation, but {m.Directory} has no posterior. " +
-                                       "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward train).");
+                                       "Use --rule score or lsc-and, or a model trained with a posterior (onnxreward-train).");
             if (options.Rule == SelectionRule.LscAnd && m.ObjectiveNames.Count == 0)
                 throw new CliException($"--rule lsc-and combines per-objective rewards, but {m.Directory} has no objectives (a " +
                                        "sequence-classification model has one logit). Use --rule score, or a multi-objective (ArmoRM) model.");

@@ -1,9 +1,6 @@
 using System.CommandLine;
 using OnnxReward.Cli.IO;
-using OnnxReward.Export.Checkpoints;
 using OnnxReward.Model;
-using OnnxReward.Text.Chat;
-using OnnxReward.Text.Tokenization;
 
 namespace OnnxReward.Cli.Commands;
 
@@ -41,11 +38,29 @@ internal sealed class ModelOptions
         parse.GetValue(ContentSpecialTokens)!);
 }
 
-/// <summary>Options shared by the commands and the one place that turns library errors into CLI errors.</summary>
-internal static class CommandSupport
+/// <summary>Options shared by the commands; the one place that turns library errors into CLI errors is in
+/// CommandSupport.Errors.cs (compiled into the `onnxreward-train` tool too).</summary>
+internal static partial class CommandSupport
 {
     public static Option<FileInfo?> InputOption() => new("--input", "-i") { Description = "JSON lines to read (default: stdin)." };
     public static Option<FileInfo?> OutputOption() => new("--output", "-o") { Description = "Where to write JSON lines (default: stdout)." };
+
+    public static Option<string?> ShardOption() => new("--shard")
+    {
+        Description = "i/N: process only shard i (0 to N-1) of N contiguous byte ranges of --input FILE (not stdin), e.g. one per " +
+                      "pod of an Indexed Job; line numbers stay the file's, and the N outputs concatenated in order are the unsharded output.",
+    };
+
+    /// <summary>The --shard value as a <see cref="Shard"/> (null when absent), checked before any model loads: a valid
+    /// i/N, and an input file to split.</summary>
+    /// <exception cref="CliException">The value is not a valid i/N, or <paramref name="input"/> is null (stdin).</exception>
+    public static Shard? ParseShard(string? value, FileInfo? input)
+    {
+        if (value is null)
+            return null;
+        var shard = Shard.Parse(value);
+        return input is null ? throw new CliException(Shard.NeedsFile(shard)) : shard;
+    }
 
     public static Option<DirectoryInfo?> ModelOption(bool required = false) => new("--model", "-m")
     {
@@ -141,36 +156,4 @@ internal static class CommandSupport
             Log = message => Console.Error.WriteLine(message),
         });
     }
-
-    /// <summary>Runs a command body; expected failures print one line to stderr and return 1, and so does anything
-    /// unexpected (named by its type): a command never ends in a stack trace.</summary>
-    public static int Guard(Func<int> body)
-    {
-        try
-        {
-            return body();
-        }
-        catch (Exception e) when (e is CliException or RewardModelException or CheckpointException or TokenizerException
-                                      or TemplateException or ArgumentException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
-        catch (Exception e)
-        {
-            Console.Error.WriteLine($"error: {LineError(e)}");
-            return 1;
-        }
-    }
-
-    /// <summary>Whether a failure while handling one input line is that line's error (the command goes on with the
-    /// next line) rather than the end of the run: everything but cancellation.</summary>
-    public static bool IsLineError(Exception e) => e is not OperationCanceledException;
-
-    /// <summary>The one-line message for a failed input line: the library's own message for the expected kinds, the
-    /// exception type beside the message for anything else (a bug to report, but never a lost chunk).</summary>
-    public static string LineError(Exception e) =>
-        e is FormatException or RewardModelException or ArgumentException or TokenizerException or TemplateException or CliException
-            ? e.Message
-            : $"internal error ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with this input line.";
 }

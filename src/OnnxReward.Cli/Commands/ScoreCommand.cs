@@ -6,7 +6,8 @@ using OnnxReward.Wire;
 
 namespace OnnxReward.Cli.Commands;
 
-/// <summary><c>onnxreward score</c> and <c>onnxreward embed</c>: JSON lines in, one result line per input, in order.</summary>
+/// <summary><c>onnxreward score</c> and <c>onnxreward embed</c>: JSON lines in, one result line per input, in order;
+/// <c>--shard i/N</c> takes one contiguous part of the input file (<see cref="Shard"/>).</summary>
 internal static class ScoreCommand
 {
     private const int Chunk = 512;
@@ -24,12 +25,14 @@ internal static class ScoreCommand
         var modelOptions = new ModelOptions(modelRequired: embed);
         var input = CommandSupport.InputOption();
         var output = CommandSupport.OutputOption();
-        var command = new Command(name, description) { input, output };
+        var shard = CommandSupport.ShardOption();
+        var command = new Command(name, description) { input, output, shard };
         modelOptions.AddTo(command);
         command.SetAction(parse => CommandSupport.Guard(() =>
         {
+            var part = CommandSupport.ParseShard(parse.GetValue(shard), parse.GetValue(input));   // fails before the model loads
             using var m = modelOptions.Load(parse);
-            using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output));
+            using var io = new JsonLines(parse.GetValue(input), parse.GetValue(output), part);
             LongRun.Run(embed ? "embedding" : "scoring", advance =>
             {
                 for (var lines = io.Read(Chunk); lines.Count > 0; lines = io.Read(Chunk))

@@ -19,14 +19,34 @@ internal sealed class JsonLines : IDisposable
     private readonly bool _ownsOutput;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private readonly Utf8JsonWriter _writer;
+    private readonly long _shardStart;
+    private readonly long _shardEnd = long.MaxValue;
+    private bool _pastShard;
 
-    public JsonLines(FileInfo? input, FileInfo? output)
+    /// <param name="input">The input file, or null for stdin.</param>
+    /// <param name="output">The output file, or null for stdout.</param>
+    /// <param name="shard">Read only this shard's lines of <paramref name="input"/> (see <see cref="Shard"/>); line
+    /// numbers stay those of the whole file. Needs a file: stdin is refused.</param>
+    public JsonLines(FileInfo? input, FileInfo? output, Shard? shard = null)
     {
         if (input is not null && Directory.Exists(input.FullName))
             throw new CliException($"input {input.FullName} is a directory; pass a JSON Lines file (or leave --input out to read stdin).");
         if (input is not null && !input.Exists)
             throw new CliException($"input file {input.FullName} does not exist.");
-        _reader = new LineSource(input is null ? Console.OpenStandardInput() : File.OpenRead(input.FullName));
+        if (shard is { } s && input is null)
+            throw new CliException(Shard.NeedsFile(s));
+        var stream = input is null ? Console.OpenStandardInput() : File.OpenRead(input.FullName);
+        if (shard is { } range)
+        {
+            if (!stream.CanSeek)
+            {
+                stream.Dispose();
+                throw new CliException($"--shard {range} needs a regular file as --input, and {input!.FullName} has no length (a pipe or " +
+                                       "device?): copy the input to a file first.");
+            }
+            (_shardStart, _shardEnd) = range.ByteRange(stream.Length);
+        }
+        _reader = new LineSource(stream);
         _ownsOutput = output is not null;
         _output = output is null ? Console.OpenStandardOutput() : File.Create(output.FullName);
         _writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -36,27 +56,57 @@ internal sealed class JsonLines : IDisposable
     public string InputName { get; }
     public int Errors { get; private set; }
 
-    /// <summary>Reads up to <paramref name="max"/> non-blank lines (empty when the input is exhausted). A line that is
-    /// not valid UTF-8, not JSON or holds a lone surrogate comes back with its error (naming the byte offset).</summary>
+    /// <summary>Reads the next <paramref name="max"/> non-blank lines (fewer only at the end; empty when the input is
+    /// exhausted). A line that is not valid UTF-8, not JSON or holds a lone surrogate comes back with its error (naming
+    /// the byte offset).</summary>
+    /// <remarks>With a <see cref="Shard"/>, the input is cut into these same chunks of <paramref name="max"/> inputs as an
+    /// unsharded run reads it, and this shard gets the whole chunks whose first line starts in its byte range (the
+    /// others are skipped unparsed, only counted for line numbers). Every chunk is then batched exactly as in one
+    /// process, so the scores are the same bits (batch composition moves float results in the last digit); that needs
+    /// every shard and the unsharded run to read with the same <paramref name="max"/>.</remarks>
     public List<InputLine> Read(int max)
     {
         var lines = new List<InputLine>();
-        while (lines.Count < max && _reader.Next() is { } line)
+        while (!_pastShard && NextInput() is { } first)
         {
-            if (LineSource.IsBlank(line.Bytes.Span))
+            if (first.Offset >= _shardEnd)
+            {
+                _pastShard = true;
+                break;
+            }
+            if (first.Offset < _shardStart)
+            {
+                for (var k = 1; k < max && NextInput() is not null; k++) { }     // a chunk before this shard's
                 continue;
-            try
-            {
-                using var doc = JsonInput.Parse(line.Bytes);
-                lines.Add(new InputLine(line.Number, doc.RootElement.Clone(), null));
             }
-            catch (FormatException e)
-            {
-                lines.Add(new InputLine(line.Number, null, e.Message.StartsWith("invalid JSON", StringComparison.Ordinal)
-                    ? e.Message[..^1] + ". Each line must be one JSON object." : e.Message));
-            }
+            lines.Add(Parse(first));
+            while (lines.Count < max && NextInput() is { } line)
+                lines.Add(Parse(line));
+            break;
         }
         return lines;
+    }
+
+    private LineSource.Line? NextInput()
+    {
+        while (_reader.Next() is { } line)
+            if (!LineSource.IsBlank(line.Bytes.Span))
+                return line;
+        return null;
+    }
+
+    private static InputLine Parse(LineSource.Line line)
+    {
+        try
+        {
+            using var doc = JsonInput.Parse(line.Bytes);
+            return new InputLine(line.Number, doc.RootElement.Clone(), null);
+        }
+        catch (FormatException e)
+        {
+            return new InputLine(line.Number, null, e.Message.StartsWith("invalid JSON", StringComparison.Ordinal)
+                ? e.Message[..^1] + ". Each line must be one JSON object." : e.Message);
+        }
     }
 
     /// <summary>Writes one result object for input line <paramref name="line"/>. The object is built in memory first, so
@@ -119,9 +169,11 @@ internal sealed class LineSource(Stream stream) : IDisposable
 {
     private byte[] _buffer = new byte[64 * 1024];
     private int _start, _end, _number;
+    private long _dropped;      // bytes of the stream before _buffer[0]
     private bool _eof;
 
-    public readonly record struct Line(int Number, ReadOnlyMemory<byte> Bytes);
+    /// <summary>One line: its 1-based number, its content (no line ending, no BOM) and the stream offset of its first byte.</summary>
+    public readonly record struct Line(int Number, ReadOnlyMemory<byte> Bytes, long Offset);
 
     /// <summary>The next line (valid until the next call), or null at the end of the input.</summary>
     public Line? Next()
@@ -153,11 +205,12 @@ internal sealed class LineSource(Stream stream) : IDisposable
     private Line Take(int length)
     {
         var bytes = _buffer.AsMemory(_start, length);
+        var offset = _dropped + _start;
         if (bytes.Span.EndsWith((byte)'\r'))
             bytes = bytes[..^1];
         if (++_number == 1 && bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
             bytes = bytes[3..];
-        return new Line(_number, bytes);
+        return new Line(_number, bytes, offset);
     }
 
     private void Fill()
@@ -165,6 +218,7 @@ internal sealed class LineSource(Stream stream) : IDisposable
         if (_start > 0)
         {
             _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _dropped += _start;
             _end -= _start;
             _start = 0;
         }
@@ -181,9 +235,6 @@ internal sealed class LineSource(Stream stream) : IDisposable
 
     public void Dispose() => stream.Dispose();
 }
-
-/// <summary>A usage problem the command reports as one line (<c>error: …</c>) with exit code 1, no stack trace.</summary>
-internal sealed class CliException(string message) : Exception(message);
 
 /// <summary>Progress on stderr for long inputs, only when stderr is a terminal (pipes and CI logs stay clean).</summary>
 internal static class LongRun

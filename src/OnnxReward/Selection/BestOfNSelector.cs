@@ -84,7 +84,7 @@ public static class BestOfNSelector
                 $"the {options.Rule} rule needs a score standard deviation, but this model has no posterior (its reward_model.json " +
                 "says has_posterior: false" + (model.Manifest.IsClassifier ? "; a sequence-classification model has one logit and no posterior" : "") +
                 "). Use --rule score" + (model.ObjectiveNames.Count > 0 ? " or lsc-and" : "") +
-                ", or a model trained with a posterior (onnxreward train).");
+                ", or a model trained with a posterior (onnxreward-train).");
         if (options.Rule == SelectionRule.LscAnd && model.ObjectiveNames.Count == 0)
             throw new RewardModelException(
                 "the lsc-and rule combines per-objective rewards, but this model has no objectives (its reward_model.json lists " +

@@ -29,7 +29,7 @@ internal static class TrainingReport
         var card = new StringBuilder();
         card.AppendLine("# OnnxReward default model: a small ArmoRM-style reward model");
         card.AppendLine();
-        card.AppendLine("Trained by `onnxreward train` on the shared preference and rating data (armorm.md §2 at this machine's scale). " +
+        card.AppendLine("Trained by `onnxreward-train` on the shared preference and rating data (armorm.md §2 at this machine's scale). " +
                         "It is small and trained from scratch: its scores show that the pipeline works end to end, not state-of-the-art judgement.");
         card.AppendLine();
         card.AppendLine("## Architecture");
@@ -48,7 +48,7 @@ internal static class TrainingReport
         card.AppendLine();
         card.AppendLine($"Tokenized with the chat template of `tokenizer_config.json`; training sequences are at most {o.MaxTrainLength} tokens " +
                         $"({x.Data.Shortened} examples lost their oldest turns to fit, {x.Data.TooLong} were still too long and {x.Data.Unencodable} could not be encoded; those are not trained on).");
-        card.AppendLine("Materialise the test pairs with `onnxreward train split --part test --data ../shared/data --out test.jsonl` (the split is a pure function of the seed and the prompt text).");
+        card.AppendLine("Materialise the test pairs with `onnxreward-train split --part test --data ../shared/data --out test.jsonl` (the split is a pure function of the seed and the prompt text).");
         card.AppendLine();
         card.AppendLine(x.Labels.ProvenanceMarkdown());
         if (x.DroppedObjectives.Count > 0)

@@ -1,30 +1,23 @@
 using System.CommandLine;
 using System.Text.Json;
+using OnnxReward.Cli.Commands;
 using OnnxReward.Cli.IO;
 using OnnxReward.Training.Data;
 using OnnxReward.Training.Pipeline;
 using Spectre.Console;
 
-namespace OnnxReward.Cli.Commands;
+namespace OnnxReward.Train.Cli;
 
-/// <summary><c>onnxreward train run|split</c>: the ArmoRM-style training pipeline and its data split.</summary>
+/// <summary><c>onnxreward-train run|split</c>: the ArmoRM-style training pipeline and its data split.</summary>
 internal static class TrainCommand
 {
-    public static Command Create()
-    {
-        var command = new Command("train", "Train an ArmoRM-style reward model on the shared data (TorchSharp, CPU) and export it.");
-        command.Subcommands.Add(Run());
-        command.Subcommands.Add(Split());
-        return command;
-    }
-
     private static Option<DirectoryInfo> DataOption() => new("--data")
     {
         Description = "Folder with preferences/ and ratings/ (the shared data).",
         DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("..", "shared", "data")),
     };
 
-    private static Command Run()
+    public static Command Run()
     {
         var data = DataOption();
         var tokenizer = TokenizerOption();
@@ -83,7 +76,7 @@ internal static class TrainCommand
         DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("..", "shared", "reference", "armorm-tiny")),
     };
 
-    private static Command Split()
+    public static Command Split()
     {
         var data = DataOption();
         var tokenizer = TokenizerOption();
