@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using OnnxReward.Diagnostics;
 using OnnxReward.Batching;
 using OnnxReward.Runtime;
 using OnnxReward.Text.Conversations;
@@ -216,6 +218,14 @@ public sealed partial class RewardModel
             Grow(ref buffers.Logits, b * Manifest.Labels.Count);
             if (embedding)
                 Grow(ref buffers.Embedding, b * d);
+            long tokens = 0;
+            for (var r = 0; r < b; r++)
+                tokens += lengths[plan.Items[r]];
+            using var activity = RewardModelTelemetry.Source.StartActivity("onnxreward.batch");
+            activity?.SetTag("onnxreward.rows", b);
+            activity?.SetTag("onnxreward.tokens", tokens);
+            activity?.SetTag("onnxreward.padded_length", plan.PaddedLength);
+            var started = Stopwatch.GetTimestamp();
             _backend.Run(batchIds, rewardPos, gatingPos, plan.PaddedLength, what, new RewardBatchOutputs
             {
                 Score = buffers.Score.AsSpan(0, head ? b : 0),
@@ -225,6 +235,7 @@ public sealed partial class RewardModel
                 Embedding = buffers.Embedding.AsSpan(0, embedding ? b * d : 0),
                 Logits = buffers.Logits.AsSpan(0, head ? b * Manifest.Labels.Count : 0),
             }, cancellationToken);
+            RewardModelTelemetry.RecordBatch(b, tokens, plan.PaddedLength, Stopwatch.GetElapsedTime(started).TotalSeconds);
             collect(plan, buffers);
         }
     }

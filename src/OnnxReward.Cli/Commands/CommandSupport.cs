@@ -138,9 +138,11 @@ internal static class CommandSupport
             Truncation = policy,
             MaxSequenceLength = maxLength,
             ContentSpecialTokens = content,
-            Log = message => Console.Error.WriteLine(message),
+            LoggerFactory = Logging.Value,
         });
     }
+
+    private static readonly Lazy<Microsoft.Extensions.Logging.ILoggerFactory> Logging = new(IO.StderrLoggerProvider.CreateFactory);
 
     /// <summary>Runs a command body; expected failures print one line to stderr and return 1, and so does anything
     /// unexpected (named by its type): a command never ends in a stack trace.</summary>

@@ -47,7 +47,7 @@ internal sealed class JsonLines : IDisposable
                 continue;
             try
             {
-                using var doc = JsonInput.Parse(line.Bytes);
+                using var doc = Wire.StrictJson.Parse(line.Bytes);
                 lines.Add(new InputLine(line.Number, doc.RootElement.Clone(), null));
             }
             catch (FormatException e)

@@ -283,7 +283,7 @@ internal sealed partial class ScoringServer : IAsyncDisposable
             throw new HttpError(StatusCodes.Status400BadRequest, "the request body is empty: send a JSON object (see GET /openapi.json).");
         try
         {
-            return IO.JsonInput.Parse(buffer.WrittenMemory);
+            return Wire.StrictJson.Parse(buffer.WrittenMemory);
         }
         catch (FormatException e)
         {
