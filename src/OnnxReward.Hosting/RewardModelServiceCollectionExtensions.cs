@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 using OnnxReward.Wire;
 
 namespace OnnxReward.Hosting;
@@ -84,7 +85,16 @@ public static class RewardModelServiceCollectionExtensions
         {
             document.Info.Title = "OnnxReward";
             document.Info.Description = "Reward-model scoring over HTTP with cross-request batching. Every error is an RFC 7807 " +
-                "problem (application/problem+json) whose detail names what is wrong and how to fix it; \"index\" names the failing item.";
+                "problem (application/problem+json) whose detail names what is wrong and how to fix it; \"index\" names the failing item. " +
+                "With an API key configured, every route but /health and this document needs 'Authorization: Bearer <key>'.";
+            document.Components ??= new OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "The server's API key (--api-key / ApiKey), when it has one.",
+            };
             return Task.CompletedTask;
         }));
         return builder;

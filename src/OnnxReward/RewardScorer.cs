@@ -331,6 +331,7 @@ public sealed class RewardScorer : IAsyncDisposable
     {
         var registrations = new List<CancellationTokenRegistration>(round.Count);
         using var stop = new CancellationTokenSource();
+        Activity? activity = null;
         try
         {
             if (_settings.BeforeRound is { } gate)
@@ -360,7 +361,7 @@ public sealed class RewardScorer : IAsyncDisposable
                 p.Rows.CopyTo(all, offset);
                 offset += p.Rows.Length;
             }
-            using var activity = RewardModelTelemetry.Source.StartActivity("onnxreward.scorer.round");
+            activity = RewardModelTelemetry.Source.StartActivity("onnxreward.scorer.round");
             activity?.SetTag("onnxreward.rows", rows);
             activity?.SetTag("onnxreward.tokens", tokens);
             activity?.SetTag("onnxreward.requests", round.Count);
@@ -382,11 +383,13 @@ public sealed class RewardScorer : IAsyncDisposable
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, "cancelled: every request of the round went away");
             foreach (var p in round)
                 p.Completion.TrySetCanceled(p.Cancellation);
         }
         catch (Exception e)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
             if (e is not RewardModelException)
                 Log.RoundFailed(_logger, e, rows, round.Count);
             foreach (var p in round)
@@ -394,6 +397,7 @@ public sealed class RewardScorer : IAsyncDisposable
         }
         finally
         {
+            activity?.Dispose();
             foreach (var r in registrations)
                 r.Dispose();
         }

@@ -85,6 +85,8 @@ public class ServingObservabilityTests
         Assert.That(score.GetProperty("properties").EnumerateObject().Select(p => p.Name), Is.SupersetOf(new[] { "score", "objectives", "gating", "tokens" }));
         Assert.That(doc.GetProperty("paths").TryGetProperty("/info", out _));
 
+        Assert.That(doc.GetProperty("components").GetProperty("securitySchemes").GetProperty("bearer").GetProperty("scheme").GetString(), Is.EqualTo("bearer"));
+
         using var legacy = await s.Client.GetAsync("/openapi.json");
         Assert.That(legacy.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the old address still serves the document");
     }
@@ -207,6 +209,21 @@ public class ServingObservabilityTests
         }
         var (_, defaults, _) = ServeCommand.Parse();
         Assert.That((defaults.MaxConversations, defaults.QueueCapacity, defaults.MaxBatchTokens), Is.EqualTo((1024, 2048, 8192)), "no variables: the defaults");
+    }
+
+    [Test]
+    public void ServeRefusesBadOptionsBeforeListeningWithTheValidatorsMessage()
+    {
+        // Bound: start-up and refusal take ~1 s; 30 s is for a loaded machine (a server that listened would never exit).
+        var (code, stdout, stderr) = CliRunner.Run(TimeSpan.FromSeconds(30), null, "serve", "--model", CliRunner.ArmormTiny, "--urls", "http://127.0.0.1:0",
+            "--max-conversations", "5000");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr.Trim(), Does.StartWith("error: --queue-capacity (2048) is below --max-conversations (5000)"));
+        Assert.That(stdout, Is.Empty);
+        (code, _, stderr) = CliRunner.Run(TimeSpan.FromSeconds(30), null, "serve", "--model", CliRunner.ArmormTiny, "--urls", "http://127.0.0.1:0",
+            "--max-wait-ms", "20000");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr.Trim(), Does.StartWith("error: --max-wait-ms is 20000; give 0 to 10000"));
     }
 
     [Test]
