@@ -94,15 +94,23 @@ public class RewardModelTelemetryTests
         using var model = RewardModel.Load(ExportedModels.ArmormTiny, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cpu });
         var conversations = Conversations();
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var atGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var recorder = new Recorder();
-        await using (var scorer = new RewardScorer(model, new RewardScorerOptions { MaxBatchSize = 64, BeforeRound = () => gate.Task }))
+        await using (var scorer = new RewardScorer(model, new RewardScorerOptions
+        {
+            MaxBatchSize = 64,
+            BeforeRound = () =>
+            {
+                atGate.TrySetResult();                   // the first round is gathered: later requests queue behind it
+                return gate.Task;
+            },
+        }))
         {
             try
             {
                 var first = scorer.ScoreAsync(conversations.Take(2).ToList());       // its round waits at the gate
+                await atGate.Task.WaitAsync(TimeSpan.FromSeconds(10));
                 var deadline = DateTime.UtcNow.AddSeconds(10);
-                while (scorer.AdmittedRows < 2 && DateTime.UtcNow < deadline)
-                    await Task.Delay(5);
                 var second = scorer.ScoreAsync(conversations.Skip(2).ToList());      // queued behind it
                 while (scorer.QueuedRows < 5 && DateTime.UtcNow < deadline)
                     await Task.Delay(5);
