@@ -30,6 +30,13 @@ public static class RewardModelEndpointRouteBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var group = endpoints.MapGroup(prefix).RequireAuthorization(RewardModelHosting.ApiKeyPolicy).WithTags("OnnxReward");
+        group.AddOpenApiOperationTransformer((operation, context, _) =>
+        {
+            // Behind the API key when the server has one (the "bearer" scheme AddRewardModel declares).
+            operation.Security ??= [];
+            operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", context.Document)] = [] });
+            return Task.CompletedTask;
+        });
 
         Scoring(group.MapPost("/v1/score", (HttpContext ctx, RewardModelEndpoints e) =>
                 e.Run(ctx, RewardHostingJsonContext.Default.ScoreRequest, RewardModelEndpoints.ScoreShape, e.Score)), "Score")

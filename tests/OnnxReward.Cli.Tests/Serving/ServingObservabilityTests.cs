@@ -77,6 +77,7 @@ public class ServingObservabilityTests
             Assert.That(body.GetProperty("properties").EnumerateObject().Select(p => p.Name), Is.SupersetOf(request), $"{path} request schema");
             var ok = Resolve(post.GetProperty("responses").GetProperty("200").GetProperty("content").GetProperty("application/json").GetProperty("schema"));
             Assert.That(ok.GetProperty("properties").EnumerateObject().Select(p => p.Name), Is.SupersetOf(response), $"{path} response schema");
+            Assert.That(post.GetProperty("security")[0].TryGetProperty("bearer", out _), $"{path} is behind the API key");
             foreach (var status in new[] { "400", "413", "503" })
                 Assert.That(post.GetProperty("responses").GetProperty(status).GetProperty("content").TryGetProperty("application/problem+json", out _),
                     $"{path} documents {status} as a problem");
