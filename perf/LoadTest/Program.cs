@@ -76,10 +76,10 @@ try
     for (var c = 0; c < configs.Length; c++)
     {
         var metrics = await servers[c].Http.GetStringAsync("/metrics");
-        Console.WriteLine($"{configs[c].Name}: rounds {Metrics.Value(metrics, "onnxreward_batch_rows_count")}, rows {Metrics.Value(metrics, "onnxreward_batch_rows_sum")}, " +
-                          $"mean rows/round {Metrics.Value(metrics, "onnxreward_batch_rows_sum") / Metrics.Value(metrics, "onnxreward_batch_rows_count"):F2}; " +
-                          $"model busy {Metrics.Value(metrics, "onnxreward_batch_duration_seconds_sum"):F1} s of {measured[c]:F1} s under load " +
-                          $"({Metrics.Value(metrics, "onnxreward_batch_duration_seconds_sum") / measured[c]:P0}); " +
+        Console.WriteLine($"{configs[c].Name}: rounds {Metrics.Value(metrics, "onnxreward_scorer_round_rows_count")}, rows {Metrics.Value(metrics, "onnxreward_scorer_round_rows_sum")}, " +
+                          $"mean rows/round {Metrics.Value(metrics, "onnxreward_scorer_round_rows_sum") / Metrics.Value(metrics, "onnxreward_scorer_round_rows_count"):F2}; " +
+                          $"model busy {Metrics.Value(metrics, "onnxreward_scorer_round_duration_seconds_sum"):F1} s of {measured[c]:F1} s under load " +
+                          $"({Metrics.Value(metrics, "onnxreward_scorer_round_duration_seconds_sum") / measured[c]:P0}); " +
                           $"graceful stop: exit code {await servers[c].StopAsync()}");
     }
 
@@ -349,8 +349,10 @@ internal sealed class ServerProcess : IAsyncDisposable
 
 internal static class Metrics
 {
+    /// <summary>The sum of a sample's values over its label sets (OpenTelemetry's exporter labels each with otel_scope_name).</summary>
     public static double Value(string text, string name) =>
-        double.Parse(text.Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal))[(name.Length + 1)..], CultureInfo.InvariantCulture);
+        text.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal) || l.StartsWith(name + "{", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
 }
 
 internal static class Repo

@@ -28,7 +28,7 @@ internal static class ScaleScore
         var options = new RewardModelOptions
         {
             ExecutionProvider = ExecutionProviderKind.Cpu, MaxBatchTokens = tokens, MaxBatchSize = 1, MaxSequenceLength = tokens,
-            Log = m => Console.Error.WriteLine(m),
+            LoggerFactory = new StderrLoggerFactory(),
         };
         var clock = Stopwatch.StartNew();
         RewardModel model;
@@ -100,4 +100,16 @@ internal static class ScaleScore
                 return Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / (double)(1 << 20), 2);
         return double.NaN;
     }
+}
+
+/// <summary>The library's log lines on stderr, one per message.</summary>
+internal sealed class StderrLoggerFactory : Microsoft.Extensions.Logging.ILoggerFactory, Microsoft.Extensions.Logging.ILogger
+{
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+    public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) { }
+    public void Dispose() { }
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
+        Exception? exception, Func<TState, Exception?, string> formatter) => Console.Error.WriteLine(formatter(state, exception));
 }

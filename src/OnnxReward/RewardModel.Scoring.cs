@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using OnnxReward.Diagnostics;
 using OnnxReward.Batching;
 using OnnxReward.Runtime;
 using OnnxReward.Text.Conversations;
@@ -216,15 +218,32 @@ public sealed partial class RewardModel
             Grow(ref buffers.Logits, b * Manifest.Labels.Count);
             if (embedding)
                 Grow(ref buffers.Embedding, b * d);
-            _backend.Run(batchIds, rewardPos, gatingPos, plan.PaddedLength, what, new RewardBatchOutputs
+            long tokens = 0;
+            for (var r = 0; r < b; r++)
+                tokens += lengths[plan.Items[r]];
+            using var activity = RewardModelTelemetry.Source.StartActivity("onnxreward.batch");
+            activity?.SetTag("onnxreward.rows", b);
+            activity?.SetTag("onnxreward.tokens", tokens);
+            activity?.SetTag("onnxreward.padded_length", plan.PaddedLength);
+            var started = Stopwatch.GetTimestamp();
+            try
             {
-                Score = buffers.Score.AsSpan(0, head ? b : 0),
-                Rewards = buffers.Rewards.AsSpan(0, head ? b * k : 0),
-                Gating = buffers.Gating.AsSpan(0, head ? b * k : 0),
-                ScoreStd = buffers.Std.AsSpan(0, _backend.HasScoreStd && head ? b : 0),
-                Embedding = buffers.Embedding.AsSpan(0, embedding ? b * d : 0),
-                Logits = buffers.Logits.AsSpan(0, head ? b * Manifest.Labels.Count : 0),
-            }, cancellationToken);
+                _backend.Run(batchIds, rewardPos, gatingPos, plan.PaddedLength, what, new RewardBatchOutputs
+                {
+                    Score = buffers.Score.AsSpan(0, head ? b : 0),
+                    Rewards = buffers.Rewards.AsSpan(0, head ? b * k : 0),
+                    Gating = buffers.Gating.AsSpan(0, head ? b * k : 0),
+                    ScoreStd = buffers.Std.AsSpan(0, _backend.HasScoreStd && head ? b : 0),
+                    Embedding = buffers.Embedding.AsSpan(0, embedding ? b * d : 0),
+                    Logits = buffers.Logits.AsSpan(0, head ? b * Manifest.Labels.Count : 0),
+                }, cancellationToken);
+            }
+            catch (Exception e)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, e is OperationCanceledException ? "cancelled" : e.Message);
+                throw;
+            }
+            RewardModelTelemetry.RecordBatch(b, tokens, plan.PaddedLength, Stopwatch.GetElapsedTime(started).TotalSeconds);
             collect(plan, buffers);
         }
     }

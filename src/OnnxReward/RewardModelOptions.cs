@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace OnnxReward;
 
 /// <summary>Which ONNX Runtime execution provider scores the batches.</summary>
@@ -86,8 +89,12 @@ public sealed record RewardModelOptions
     /// cgroup's limit less its usage and /proc/meminfo's MemAvailable).</summary>
     public long? MemoryLimitBytes { get; init; }
 
-    /// <summary>Receives one-line diagnostics (chosen provider and why). Null = silent.</summary>
-    public Action<string>? Log { get; init; }
+    /// <summary>Where the library logs its diagnostics (the execution provider chosen and why, the memory estimate, a
+    /// scorer round that failed): categories <c>OnnxReward.*</c>. Null = silent. In a host, pass the DI container's
+    /// <see cref="ILoggerFactory"/>.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    internal ILogger CreateLogger(string category) => (LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger(category);
 
     internal void Validate()
     {

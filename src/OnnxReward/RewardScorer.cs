@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using OnnxReward.Diagnostics;
 using OnnxReward.Text.Conversations;
 
 namespace OnnxReward;
@@ -84,6 +85,7 @@ public sealed class RewardScorer : IAsyncDisposable
     private readonly RewardModel _model;
     private readonly RewardScorerOptions _settings;
     private readonly Channel<Pending> _queue;
+    private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private readonly Task _loop;
     private Pending? _carry;                 // a request that did not fit the previous round; first in the next
     private int _admittedRows;               // rows admitted (queued, running or run by RunExclusiveAsync) and not yet answered
@@ -99,6 +101,7 @@ public sealed class RewardScorer : IAsyncDisposable
         options.Validate();
         _model = model;
         _settings = options;
+        _logger = model.Options.CreateLogger("OnnxReward.RewardScorer");
         _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity)
         {
             SingleReader = true,
@@ -158,10 +161,10 @@ public sealed class RewardScorer : IAsyncDisposable
             tokens += r.TokenCount;
         Reserve(rows.Length);
         var pending = new Pending(rows, tokens, cancellationToken);
-        Interlocked.Add(ref _queuedRows, rows.Length);
+        AddQueued(rows.Length);
         if (!_queue.Writer.TryWrite(pending))
         {
-            Interlocked.Add(ref _queuedRows, -rows.Length);
+            AddQueued(-rows.Length);
             Release(rows.Length);
             throw new ScorerBusyException(_closed ? ShuttingDown : QueueFull(), _closed);
         }
@@ -188,7 +191,7 @@ public sealed class RewardScorer : IAsyncDisposable
             if (Interlocked.CompareExchange(ref p.State, Pending.Cancelled, state) != state)
                 continue;
             if (state == Pending.Queued)
-                Interlocked.Add(ref _queuedRows, -p.Rows.Length);
+                AddQueued(-p.Rows.Length);
             p.Completion.TrySetCanceled(p.Cancellation);
             return;
         }
@@ -199,7 +202,7 @@ public sealed class RewardScorer : IAsyncDisposable
     {
         if (Interlocked.CompareExchange(ref p.State, Pending.Taken, Pending.Queued) != Pending.Queued)
             return false;
-        Interlocked.Add(ref _queuedRows, -p.Rows.Length);
+        AddQueued(-p.Rows.Length);
         return true;
     }
 
@@ -231,9 +234,20 @@ public sealed class RewardScorer : IAsyncDisposable
             Interlocked.Add(ref _admittedRows, -rows);
             throw new ScorerBusyException(QueueFull(), shuttingDown: false);
         }
+        RewardModelTelemetry.AdmittedRows.Add(rows);
     }
 
-    private void Release(int rows) => Interlocked.Add(ref _admittedRows, -rows);
+    private void Release(int rows)
+    {
+        Interlocked.Add(ref _admittedRows, -rows);
+        RewardModelTelemetry.AdmittedRows.Add(-rows);
+    }
+
+    private void AddQueued(int rows)
+    {
+        Interlocked.Add(ref _queuedRows, rows);
+        RewardModelTelemetry.QueuedRows.Add(rows);
+    }
 
     private const string ShuttingDown = "the service is shutting down and takes no new requests; retry against another instance.";
 
@@ -317,6 +331,7 @@ public sealed class RewardScorer : IAsyncDisposable
     {
         var registrations = new List<CancellationTokenRegistration>(round.Count);
         using var stop = new CancellationTokenSource();
+        Activity? activity = null;
         try
         {
             if (_settings.BeforeRound is { } gate)
@@ -346,9 +361,16 @@ public sealed class RewardScorer : IAsyncDisposable
                 p.Rows.CopyTo(all, offset);
                 offset += p.Rows.Length;
             }
+            activity = RewardModelTelemetry.Source.StartActivity("onnxreward.scorer.round");
+            activity?.SetTag("onnxreward.rows", rows);
+            activity?.SetTag("onnxreward.tokens", tokens);
+            activity?.SetTag("onnxreward.requests", round.Count);
             var started = Stopwatch.GetTimestamp();
             var scores = _model.Score(all, stop.Token);                   // (B) results in row order
-            _settings.RoundCompleted?.Invoke(new ScorerRound(rows, tokens, round.Count, Stopwatch.GetElapsedTime(started).TotalSeconds));
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            RewardModelTelemetry.RoundDuration.Record(seconds);
+            RewardModelTelemetry.RoundRows.Record(rows);
+            _settings.RoundCompleted?.Invoke(new ScorerRound(rows, tokens, round.Count, seconds));
             offset = 0;
             foreach (var p in round)
             {
@@ -361,16 +383,21 @@ public sealed class RewardScorer : IAsyncDisposable
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, "cancelled: every request of the round went away");
             foreach (var p in round)
                 p.Completion.TrySetCanceled(p.Cancellation);
         }
         catch (Exception e)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            if (e is not RewardModelException)
+                Log.RoundFailed(_logger, e, rows, round.Count);
             foreach (var p in round)
                 p.Completion.TrySetException(e);
         }
         finally
         {
+            activity?.Dispose();
             foreach (var r in registrations)
                 r.Dispose();
         }

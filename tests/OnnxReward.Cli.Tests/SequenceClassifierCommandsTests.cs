@@ -131,7 +131,7 @@ public class SequenceClassifierCommandsTests(string reference)
     public async Task ServeAnswersScoreGetRewardClassifyAndHealthForAClassifier()
     {
         using var model = RewardModel.Load(_model, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cpu, MaxSequenceLength = 8192 });
-        await using var s = await ServingFixture.Start(new ServeSettings(), () => model);
+        await using var s = await ServingFixture.Start(load: () => model);
         var golden = Scorable().First();
         var expected = golden.GetProperty("score")[0].GetSingle();
         var tolerance = 1e-4 + 1e-4 * Math.Abs(expected);          // the reference README's

@@ -126,25 +126,29 @@ internal static partial class CommandSupport
             "Pass --model <dir>, or set ONNXREWARD_MODEL.");
     }
 
+    public static ExecutionProviderKind ParseProvider(string ep) => ep.ToLowerInvariant() switch
+    {
+        "auto" => ExecutionProviderKind.Auto,
+        "cuda" => ExecutionProviderKind.Cuda,
+        "cpu" => ExecutionProviderKind.Cpu,
+        _ => throw new CliException($"--ep '{ep}' is not one of auto, cuda, cpu."),
+    };
+
+    public static TruncationPolicy ParseTruncation(string truncation) => truncation.ToLowerInvariant() switch
+    {
+        "error" => TruncationPolicy.Error,
+        "drop-oldest-turns" => TruncationPolicy.DropOldestTurns,
+        _ => throw new CliException($"--truncation '{truncation}' is not one of error, drop-oldest-turns."),
+    };
+
     public static RewardModel LoadModel(DirectoryInfo? model, string ep, int maxBatchTokens = 8192, string truncation = "error", int? maxLength = null,
         double maxPaddingWaste = 0.10, string contentSpecialTokens = "special")
     {
         var content = ParseContentSpecialTokens(contentSpecialTokens);
         if (!(maxPaddingWaste is >= 0 and <= 1))
             throw new CliException($"--max-padding-waste is {maxPaddingWaste}; give a fraction from 0 to 1 (0.10 by default).");
-        var provider = ep.ToLowerInvariant() switch
-        {
-            "auto" => ExecutionProviderKind.Auto,
-            "cuda" => ExecutionProviderKind.Cuda,
-            "cpu" => ExecutionProviderKind.Cpu,
-            _ => throw new CliException($"--ep '{ep}' is not one of auto, cuda, cpu."),
-        };
-        var policy = truncation.ToLowerInvariant() switch
-        {
-            "error" => TruncationPolicy.Error,
-            "drop-oldest-turns" => TruncationPolicy.DropOldestTurns,
-            _ => throw new CliException($"--truncation '{truncation}' is not one of error, drop-oldest-turns."),
-        };
+        var provider = ParseProvider(ep);
+        var policy = ParseTruncation(truncation);
         return RewardModel.Load(model?.FullName ?? DefaultModelDirectory(), new RewardModelOptions
         {
             ExecutionProvider = provider,
@@ -153,7 +157,9 @@ internal static partial class CommandSupport
             Truncation = policy,
             MaxSequenceLength = maxLength,
             ContentSpecialTokens = content,
-            Log = message => Console.Error.WriteLine(message),
+            LoggerFactory = Logging.Value,
         });
     }
+
+    private static readonly Lazy<Microsoft.Extensions.Logging.ILoggerFactory> Logging = new(IO.StderrLoggerProvider.CreateFactory);
 }

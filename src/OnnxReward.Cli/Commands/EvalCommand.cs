@@ -57,7 +57,7 @@ internal static class EvalCommand
                 continue;
             try
             {
-                using var doc = JsonInput.Parse(line.Bytes);
+                using var doc = Wire.StrictJson.Parse(line.Bytes);
                 var r = doc.RootElement;
                 if (r.ValueKind != JsonValueKind.Object)
                     throw new FormatException("expected a JSON object {\"prompt\", \"chosen\", \"rejected\"}.");

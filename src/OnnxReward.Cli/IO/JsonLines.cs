@@ -99,7 +99,7 @@ internal sealed class JsonLines : IDisposable
     {
         try
         {
-            using var doc = JsonInput.Parse(line.Bytes);
+            using var doc = Wire.StrictJson.Parse(line.Bytes);
             return new InputLine(line.Number, doc.RootElement.Clone(), null);
         }
         catch (FormatException e)

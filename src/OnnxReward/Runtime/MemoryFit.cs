@@ -1,3 +1,4 @@
+using OnnxReward.Diagnostics;
 using System.Globalization;
 using OnnxReward.Model;
 
@@ -40,7 +41,7 @@ public static class MemoryFit
         var (available, source) = Available(options);
         if (available is null) return;
         var need = Estimate(manifest, DataBytes(modelDirectory, manifest), options, manifest.DType);
-        options.Log?.Invoke($"memory: about {Gb(need.Total)} needed (weights {Gb(need.Weights)}, activations {Gb(need.Activations)}, runtime {Gb(need.Runtime)}); {Gb(available.Value)} available ({source})");
+        Log.MemoryEstimate(options.CreateLogger("OnnxReward.Runtime.MemoryFit"), Gb(need.Total), Gb(need.Weights), Gb(need.Activations), Gb(need.Runtime), Gb(available.Value), source);
         if (need.Total <= available) return;
 
         string? fits = null;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.ML.OnnxRuntime;
+using OnnxReward.Diagnostics;
 using OnnxReward.Model;
 
 namespace OnnxReward.Runtime;
@@ -12,6 +13,8 @@ namespace OnnxReward.Runtime;
 /// </summary>
 public sealed class OrtRewardSession : IRewardBackend
 {
+    private const string LogCategory = "OnnxReward.Runtime.OrtRewardSession";
+
     // Legend: B = rows in the batch, T = padded length, K = objectives, D = hidden size.
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
@@ -76,16 +79,16 @@ public sealed class OrtRewardSession : IRewardBackend
                 throw new RewardModelException(
                     $"this model was exported for CUDA ({manifest.DType}) and the CPU execution provider cannot run it. " +
                     "Use ExecutionProvider = Cuda/Auto on a CUDA machine, or export a CPU model with `onnxreward export --dtype fp32`.");
-            options.Log?.Invoke(options.ExecutionProvider == ExecutionProviderKind.Cpu
-                ? "execution provider: CPU (requested)"
-                : $"execution provider: CPU (the model is the {manifest.DType} CPU variant)");
+            Log.ExecutionProvider(options.CreateLogger(LogCategory), options.ExecutionProvider == ExecutionProviderKind.Cpu
+                ? "CPU (requested)"
+                : $"CPU (the model is the {manifest.DType} CPU variant)");
             return "CPU";
         }
 
         try
         {
             so.AppendExecutionProvider_CUDA(options.DeviceId);
-            options.Log?.Invoke($"execution provider: CUDA device {options.DeviceId}");
+            Log.ExecutionProvider(options.CreateLogger(LogCategory), $"CUDA device {options.DeviceId}");
             return "CUDA";
         }
         catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
@@ -98,7 +101,7 @@ public sealed class OrtRewardSession : IRewardBackend
                     (manifest.Variant == "cuda"
                         ? "This model is the CUDA variant; on a machine without CUDA export a CPU model with `onnxreward export --dtype fp32`."
                         : "Use ExecutionProvider = Auto or Cpu to run on the CPU."), inner: e);
-            options.Log?.Invoke($"execution provider: CPU (CUDA unavailable: {reason})");
+            Log.CudaUnavailable(options.CreateLogger(LogCategory), reason);
             return "CPU";
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using OnnxReward.Cli.Serving;
+using OnnxReward.Hosting;
 using OnnxReward.Cli.Tests.Serving;
 using OnnxReward.Text.Conversations;
 
@@ -41,7 +42,7 @@ public class ServerFuzzTests
     [Test]
     public async Task HostileBodiesEndIn200OrAOneLine4xxAndValidRequestsAreAllServed()
     {
-        await using var s = await ServingFixture.Start(new ServeSettings { RequestTimeout = TimeSpan.FromSeconds(10) });
+        await using var s = await ServingFixture.Start(o => { o.RequestTimeout = TimeSpan.FromSeconds(10); });
         var corpus = new FuzzCorpus(Seed);
         var random = new Random(Seed);
         var statuses = new Dictionary<int, int>();
@@ -81,7 +82,7 @@ public class ServerFuzzTests
             Assert.That(status, Is.EqualTo(200).Or.InRange(400, 499), what);
             if (status != 200)
             {
-                var message = json.GetProperty("error").GetProperty("message").GetString();
+                var message = json.GetProperty("detail").GetString();
                 Assert.That(message, Is.Not.Empty.And.Not.Contain("\n").And.Not.Contain("internal error"), what);
             }
         }
@@ -107,7 +108,7 @@ public class ServerFuzzTests
             // Bound: one render up to the template's built-characters budget (~2 s here) + HTTP; 6 s on a loaded machine.
             Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(6));
             Assert.That(status, Is.EqualTo(400));
-            Assert.That(json.GetProperty("error").GetProperty("message").GetString(), Does.Contain("the template built more than"));
+            Assert.That(json.GetProperty("detail").GetString(), Does.Contain("the template built more than"));
         }
         var (ok, _) = await s.PostJson("/get_reward", ServingFixture.Json(new { query = new[] { "<|begin_of_text|>pre-rendered" } }));
         Assert.That(ok, Is.Not.EqualTo(500), "pre-rendered text needs no template");

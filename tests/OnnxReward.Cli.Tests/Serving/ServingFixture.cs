@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using OnnxReward.Cli.Serving;
+using OnnxReward.Hosting;
 
 namespace OnnxReward.Cli.Tests.Serving;
 
@@ -17,10 +18,15 @@ internal static class ServingFixture
     public static RewardModel TinyModel => SharedModel.Value;
 
     /// <summary>Starts a server on a free loopback port with the shared model; waits until it is ready.</summary>
-    public static async Task<Running> Start(ServeSettings? settings = null, Func<RewardModel>? load = null, bool waitReady = true)
+    public static async Task<Running> Start(Action<RewardModelHostingOptions>? configure = null, Func<RewardModel>? load = null, bool waitReady = true)
     {
-        settings = (settings ?? new ServeSettings()) with { Urls = "http://127.0.0.1:0" };
-        var server = ScoringServer.Create(settings, load ?? (() => TinyModel), ownsModel: false);
+        var settings = new ServeSettings { Urls = "http://127.0.0.1:0", MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Warning };
+        var server = ScoringServer.Create(settings, o =>
+        {
+            o.ModelFactory = load ?? (() => TinyModel);
+            o.DisposeModel = false;                      // shared by every server of the run
+            configure?.Invoke(o);
+        });
         await server.StartAsync();
         if (waitReady)
             await server.Ready.WaitAsync(TimeSpan.FromSeconds(60));

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using OnnxReward.Cli.Serving;
+using OnnxReward.Hosting;
 using OnnxReward.Text.Conversations;
 using static OnnxReward.Cli.Tests.Serving.ServingFixture;
 
@@ -12,12 +13,12 @@ public class ServingProtectionTests
 {
     private static readonly string One = Json(new { conversations = new[] { new { prompt = "What is 2+2?", response = "4" } } });
 
-    private static string Message(System.Text.Json.JsonElement body) => body.GetProperty("error").GetProperty("message").GetString()!;
+    private static string Message(System.Text.Json.JsonElement body) => body.GetProperty("detail").GetString()!;
 
     [Test]
     public async Task BodiesOverTheLimitAre413WithOrWithoutContentLength()
     {
-        await using var s = await Start(new ServeSettings { MaxBodyBytes = 2048 });
+        await using var s = await Start(o => { o.MaxBodyBytes = 2048; });
         var big = Json(new { conversations = new[] { new { prompt = new string('a', 4000), response = "4" } } });
         var (status, body) = await s.PostJson("/v1/score", big);
         Assert.That(status, Is.EqualTo(413));
@@ -48,7 +49,7 @@ public class ServingProtectionTests
     [Test]
     public async Task MoreConversationsThanTheLimitAre413()
     {
-        await using var s = await Start(new ServeSettings { MaxConversations = 3, QueueCapacity = 16 });
+        await using var s = await Start(o => { o.MaxConversations = 3; o.QueueCapacity = 16; });
         var four = Json(new { conversations = Enumerable.Range(0, 4).Select(i => new { prompt = $"q{i}", response = "a" }) });
         var (status, body) = await s.PostJson("/v1/score", four);
         Assert.That(status, Is.EqualTo(413));
@@ -88,7 +89,7 @@ public class ServingProtectionTests
         } }));
         Assert.That(status, Is.EqualTo(400));
         Assert.That(Message(body), Is.EqualTo(libraryMessage));
-        Assert.That(body.GetProperty("error").GetProperty("index").GetInt32(), Is.EqualTo(1));
+        Assert.That(body.GetProperty("index").GetInt32(), Is.EqualTo(1));
 
         (status, body) = await s.PostJson("/v1/score", Json(new { conversations = new[] { new { input_ids = new[] { 1, 2, 999_999 } } } }));
         Assert.That(status, Is.EqualTo(400));
@@ -100,7 +101,7 @@ public class ServingProtectionTests
     {
         // The gate holds the batcher inside a round, so admitted rows stay admitted until it opens.
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var s = await Start(new ServeSettings { QueueCapacity = 3, MaxConversations = 1, MaxWaitMs = 0, BeforeRound = () => gate.Task });
+        await using var s = await Start(o => { o.QueueCapacity = 3; o.MaxConversations = 1; o.MaxWaitMs = 0; o.BeforeRound = () => gate.Task; });
         // A failed assertion must not leave the round held: shutdown drains the queue and would wait on the gate forever.
         await using var release = new GateRelease(gate);
         var accepted = new List<Task<HttpResponseMessage>>();
@@ -117,7 +118,8 @@ public class ServingProtectionTests
         Assert.That(rejected, Is.Not.Null, "the 4th concurrent row must be refused");
         Assert.That(accepted, Has.Count.EqualTo(3), "exactly --queue-capacity rows admitted");
         Assert.That(rejected!.Headers.RetryAfter?.Delta, Is.EqualTo(TimeSpan.FromSeconds(1)));
-        Assert.That(await rejected.Content.ReadAsStringAsync(), Does.Contain("the scoring queue is full (3 rows pending, QueueCapacity / --queue-capacity)"));
+        Assert.That(Message(System.Text.Json.JsonDocument.Parse(await rejected.Content.ReadAsStringAsync()).RootElement),
+            Does.Contain("the scoring queue is full (3 rows pending, QueueCapacity / --queue-capacity)"));
         Assert.That(s.Server.Batcher!.AdmittedRows, Is.EqualTo(3), "no growth past the bound");
 
         using (var health = await s.Client.GetAsync("/health"))
@@ -137,12 +139,15 @@ public class ServingProtectionTests
     [Test]
     public async Task TheApiKeyIsRequiredWhenConfigured()
     {
-        await using var s = await Start(new ServeSettings { ApiKey = "s3cret" });
+        await using var s = await Start(o => { o.ApiKey = "s3cret"; });
         using (var missing = await s.Post("/v1/score", One))
         {
             Assert.That((int)missing.StatusCode, Is.EqualTo(401));
             Assert.That(missing.Headers.WwwAuthenticate.ToString(), Is.EqualTo("Bearer"));
-            Assert.That(await missing.Content.ReadAsStringAsync(), Does.Contain("Authorization: Bearer <key>"));
+            Assert.That(missing.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/problem+json"));
+            var problem = System.Text.Json.JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement;
+            Assert.That(problem.GetProperty("status").GetInt32(), Is.EqualTo(401));
+            Assert.That(Message(problem), Does.Contain("Authorization: Bearer <key>"));
         }
         using (var wrong = await s.Post("/v1/score", One, bearer: "s3cret-not"))
             Assert.That((int)wrong.StatusCode, Is.EqualTo(401));
@@ -183,7 +188,8 @@ public class ServingProtectionTests
     [Test]
     public async Task AModelThatFailsToLoadKeepsHealthAt503WithTheReason()
     {
-        var s = await Start(load: () => throw new RewardModelException("manifest broken: fix it."), waitReady: false);
+        // The service would stop on its own (serve exits 1); kept running here so its health answer can be read.
+        var s = await Start(o => o.StopApplicationOnLoadFailure = false, load: () => throw new RewardModelException("manifest broken: fix it."), waitReady: false);
         Assert.ThrowsAsync<RewardModelException>(() => s.Server.Ready.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.That(s.Server.LoadError, Is.EqualTo("manifest broken: fix it."));
         using (var health = await s.Client.GetAsync("/health"))
@@ -198,7 +204,7 @@ public class ServingProtectionTests
     public async Task ShutdownFinishesAcceptedRequestsAndDrainsTheQueue()
     {
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var s = await Start(new ServeSettings { MaxWaitMs = 0, MaxBatchSize = 1, BeforeRound = () => gate.Task, ShutdownTimeout = TimeSpan.FromSeconds(30) });
+        var s = await Start(o => { o.MaxWaitMs = 0; o.MaxBatchSize = 1; o.BeforeRound = () => gate.Task; });
         // Three requests: one inside the held round, two waiting in the queue.
         var inFlight = Enumerable.Range(0, 3).Select(_ => s.PostJson("/v1/score", One)).ToList();
         var deadline = DateTime.UtcNow.AddSeconds(30);

@@ -192,9 +192,11 @@ public class RewardModelTokenTests
             RewardModel.Load(ExportedModels.ArmormTiny, new RewardModelOptions { ExecutionProvider = ExecutionProviderKind.Cuda }))!;
         Assert.That(cuda.Message, Does.Contain("the CUDA execution provider does not load on this machine"));
         Assert.That(cuda.Message, Does.Contain("Use ExecutionProvider = Auto or Cpu"));
-        var log = new List<string>();
-        using var auto = RewardModel.Load(ExportedModels.ArmormTiny, new RewardModelOptions { Log = log.Add });
+        var log = new Diagnostics.ListLoggerFactory();
+        using var auto = RewardModel.Load(ExportedModels.ArmormTiny, new RewardModelOptions { LoggerFactory = log });
         Assert.That(auto.ExecutionProvider, Is.EqualTo("CPU"));
-        Assert.That(log, Has.Some.Contains("execution provider: CPU"));
+        Assert.That(log.Messages, Has.Some.Contains("execution provider: CPU"));
+        Assert.That(log.Entries.Where(e => e.Message.StartsWith("execution provider", StringComparison.Ordinal)).Select(e => e.Category),
+            Has.All.EqualTo("OnnxReward.Runtime.OrtRewardSession"), "one category per component");
     }
 }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 
-namespace OnnxReward.Cli.IO;
+namespace OnnxReward.Wire;
 
 /// <summary>
 /// The one way untrusted JSON bytes (a CLI input line, an HTTP body) become a <see cref="JsonDocument"/>: the bytes
@@ -11,7 +11,7 @@ namespace OnnxReward.Cli.IO;
 /// would otherwise throw an InvalidOperationException from whichever <c>GetString()</c> first reads it. Each problem
 /// is one <see cref="FormatException"/> whose message names the byte offset and the fix.
 /// </summary>
-internal static class JsonInput
+public static class StrictJson
 {
     /// <summary>Deepest nesting accepted (System.Text.Json's default; inputs are at most 3 deep).</summary>
     public const int MaxDepth = 64;
