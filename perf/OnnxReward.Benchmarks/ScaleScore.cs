@@ -12,6 +12,8 @@ namespace OnnxReward.Benchmarks;
 /// Prints one JSON line: load seconds, seconds per conversation, tokens/s, the process's peak RSS (VmHWM) after load
 /// and after scoring, the memory check's estimate, and the scores (for comparing variants). perf/scale-8b.sh runs it once
 /// per dtype and length, each in a fresh process so each peak is its own.
+/// <c>scale-score &lt;model dir&gt; --inputs &lt;ids.jsonl&gt;</c> scores given rows instead ({"input_ids"} lines, e.g.
+/// reference-score's output; budgets for the longest), one at a time: perf/accuracy.sh's variant scores and tokens/s.
 /// </summary>
 internal static class ScaleScore
 {
@@ -19,12 +21,28 @@ internal static class ScaleScore
     {
         if (args.Length is < 3 or > 4)
         {
-            Console.Error.WriteLine("usage: scale-score <model dir> <tokens> [rows = 1]");
+            Console.Error.WriteLine("usage: scale-score <model dir> <tokens> [rows = 1]\n       scale-score <model dir> --inputs <ids.jsonl>");
             return 2;
         }
         var dir = args[1];
-        var tokens = int.Parse(args[2], CultureInfo.InvariantCulture);
-        var rows = args.Length == 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1;
+        int[][] inputs;
+        if (args[2] == "--inputs")
+        {
+            if (args.Length != 4)
+            {
+                Console.Error.WriteLine("usage: scale-score <model dir> --inputs <ids.jsonl>");
+                return 2;
+            }
+            inputs = ReadIds(args[3]);
+        }
+        else
+        {
+            var length = int.Parse(args[2], CultureInfo.InvariantCulture);
+            inputs = MidSizeModel.Rows(args.Length == 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1, length, seed: 11);
+        }
+        var tokens = inputs.Max(r => r.Length);
+        var rows = inputs.Length;
+        var totalTokens = inputs.Sum(r => r.Length);
         var options = new RewardModelOptions
         {
             ExecutionProvider = ExecutionProviderKind.Cpu, MaxBatchTokens = tokens, MaxBatchSize = 1, MaxSequenceLength = tokens,
@@ -47,7 +65,6 @@ internal static class ScaleScore
             var rssLoad = PeakRssGb();
             var (anon, file) = ResidentSplitGb();
             var estimate = MemoryFit.Estimate(model.Manifest, 0, model.Options, model.Manifest.DType);
-            var inputs = MidSizeModel.Rows(rows, tokens, seed: 11);
             var scores = new List<float>();
             var times = new List<double>();
             foreach (var row in inputs)
@@ -65,7 +82,8 @@ internal static class ScaleScore
                 rows,
                 load_s = Math.Round(load, 2),
                 score_s = times.Select(t => Math.Round(t, 2)).ToArray(),
-                tokens_per_s = Math.Round(tokens * rows / times.Sum(), 1),
+                total_tokens = totalTokens,
+                tokens_per_s = Math.Round(totalTokens / times.Sum(), 1),
                 peak_rss_after_load_gb = rssLoad,
                 resident_after_load_anon_gb = anon,
                 resident_after_load_file_gb = file,
@@ -92,8 +110,19 @@ internal static class ScaleScore
         return (Math.Round(anon / (double)(1 << 20), 2), Math.Round(file / (double)(1 << 20), 2));
     }
 
+    /// <summary>The rows of an {"input_ids": [...]} JSON-lines file (other fields ignored).</summary>
+    private static int[][] ReadIds(string path)
+    {
+        var rows = File.ReadLines(path).Where(l => !string.IsNullOrWhiteSpace(l)).Select(l =>
+        {
+            using var doc = JsonDocument.Parse(l);
+            return doc.RootElement.GetProperty("input_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        }).ToArray();
+        return rows.Length > 0 ? rows : throw new InvalidDataException($"{path} has no {{\"input_ids\"}} lines.");
+    }
+
     /// <summary>VmHWM of this process (the kernel's peak resident set), in GiB.</summary>
-    private static double PeakRssGb()
+    internal static double PeakRssGb()
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))

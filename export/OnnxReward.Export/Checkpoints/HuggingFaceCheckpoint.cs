@@ -385,13 +385,21 @@ internal sealed class ShardedTensorSource : ITensorSource
 
     public void ReadFloat32(string name, Span<float> destination)
     {
-        var file = File(name);
-        var info = file.GetInfo(name);
+        var info = GetInfo(name);
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"'{name}' has {info.ElementCount} elements; the destination holds {destination.Length}.", nameof(destination));
+        ReadFloat32Range(name, 0, destination);
+    }
+
+    /// <inheritdoc/>
+    public void ReadFloat32Range(string name, long firstElement, Span<float> destination)
+    {
+        var file = File(name);
+        var info = file.GetInfo(name);
+        ITensorSource.CheckRange(info, firstElement, destination.Length);
         if (info.DType == ElementType.Float)
         {
-            file.Read(name, 0, MemoryMarshal.AsBytes(destination));
+            file.Read(name, firstElement, MemoryMarshal.AsBytes(destination));
             return;
         }
         // F16/BF16: read in chunks into a pooled buffer and widen (exact).
@@ -399,12 +407,12 @@ internal sealed class ShardedTensorSource : ITensorSource
         var buffer = ArrayPool<byte>.Shared.Rent(chunk * info.ElementSize);
         try
         {
-            for (long start = 0; start < info.ElementCount; start += chunk)
+            for (var start = 0; start < destination.Length; start += chunk)
             {
-                var n = (int)Math.Min(chunk, info.ElementCount - start);
+                var n = Math.Min(chunk, destination.Length - start);
                 var bytes = buffer.AsSpan(0, n * info.ElementSize);
-                file.Read(name, start, bytes);
-                ElementConversion.ToFloat32(bytes, info.DType, destination.Slice((int)start, n));
+                file.Read(name, firstElement + start, bytes);
+                ElementConversion.ToFloat32(bytes, info.DType, destination.Slice(start, n));
             }
         }
         finally

@@ -33,6 +33,31 @@ public interface ITensorSource : IDisposable
 
     /// <summary>Copies the raw little-endian bytes as stored (ElementCount × ElementSize bytes).</summary>
     void ReadRaw(string name, Span<byte> destination);
+
+    /// <summary>
+    /// Copies elements <c>[firstElement, firstElement + destination.Length)</c> of the row-major tensor, converted to
+    /// float32 (exact for F16/BF16): e.g. one embedding row without the whole table. Safetensors checkpoints read only
+    /// that range; this default reads the whole tensor and copies the range (fine for small in-memory sources).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not inside the tensor.</exception>
+    void ReadFloat32Range(string name, long firstElement, Span<float> destination)
+    {
+        var info = GetInfo(name);
+        CheckRange(info, firstElement, destination.Length);
+        var all = new float[checked((int)info.ElementCount)];
+        ReadFloat32(name, all);
+        all.AsSpan(checked((int)firstElement), destination.Length).CopyTo(destination);
+    }
+
+    /// <summary>Throws unless <c>[firstElement, firstElement + count)</c> lies inside <paramref name="info"/>'s elements.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not inside the tensor.</exception>
+    internal static void CheckRange(TensorInfo info, long firstElement, long count)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        if (firstElement < 0 || count < 0 || firstElement > info.ElementCount - count)
+            throw new ArgumentOutOfRangeException(nameof(firstElement),
+                $"elements [{firstElement}, {firstElement + count}) are outside '{info.Name}' {info.ShapeText} ({info.ElementCount} elements).");
+    }
 }
 
 /// <summary>Reads a whole tensor into a new array (convenience for small tensors and tests).</summary>

@@ -31,6 +31,23 @@ internal static class TorchReference
         IReadOnlyList<long>? rewardPositions = null, IReadOnlyList<long>? gatingPositions = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        var (reward, gating) = Positions(ids, rewardPositions, gatingPositions);
+
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
+        using var o = model.Forward(inputIds, tensor(reward), tensor(gating));
+        return Unbatch(o.Score, o.Rewards, o.Gating, o.RewardHidden, o.PromptHidden);
+    }
+
+    /// <summary>
+    /// The reward and gating position of each sequence: the given ones, else the reference rules (reward = the last
+    /// token, gating = start of the last Llama-3 gating pattern), checked to lie inside the sequence.
+    /// </summary>
+    /// <exception cref="ArgumentException">An empty batch or sequence, a position outside its sequence, or no gating pattern.</exception>
+    internal static (long[] Reward, long[] Gating) Positions(IReadOnlyList<long[]> ids, IReadOnlyList<long>? rewardPositions,
+        IReadOnlyList<long>? gatingPositions)
+    {
         CheckBatch(ids);
         var reward = new long[ids.Count];
         var gating = new long[ids.Count];
@@ -46,17 +63,17 @@ internal static class TorchReference
                     $"Sequence {i} (length {ids[i].Length}) has reward position {reward[i]} / gating position {gating[i]} " +
                     "outside the sequence.", nameof(ids));
         }
+        return (reward, gating);
+    }
 
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var inputIds = PadRight(ids, model.Config.PadTokenId ?? 0);               // [B, T]
-        using var o = model.Forward(inputIds, tensor(reward), tensor(gating));
-        float[] score = o.Score.data<float>().ToArray(), rewards = o.Rewards.data<float>().ToArray(),
-            gate = o.Gating.data<float>().ToArray(), hr = o.RewardHidden.data<float>().ToArray(),
-            hp = o.PromptHidden.data<float>().ToArray();
-        int k = (int)o.Rewards.shape[1], d = (int)o.RewardHidden.shape[1];
-        return Enumerable.Range(0, ids.Count).Select(i => new ReferenceReward(
-            score[i], rewards[(i * k)..((i + 1) * k)], gate[(i * k)..((i + 1) * k)],
+    /// <summary>Per-sequence records from the batched head outputs: score [B], rewards/gating [B, K], hidden [B, D].</summary>
+    internal static IReadOnlyList<ReferenceReward> Unbatch(Tensor score, Tensor rewards, Tensor gating, Tensor rewardHidden, Tensor promptHidden)
+    {
+        float[] s = score.data<float>().ToArray(), r = rewards.data<float>().ToArray(), g = gating.data<float>().ToArray(),
+            hr = rewardHidden.data<float>().ToArray(), hp = promptHidden.data<float>().ToArray();
+        int b = (int)score.shape[0], k = (int)rewards.shape[1], d = (int)rewardHidden.shape[1];
+        return Enumerable.Range(0, b).Select(i => new ReferenceReward(
+            s[i], r[(i * k)..((i + 1) * k)], g[(i * k)..((i + 1) * k)],
             hr[(i * d)..((i + 1) * d)], hp[(i * d)..((i + 1) * d)])).ToArray();
     }
 
