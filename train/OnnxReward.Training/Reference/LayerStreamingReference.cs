@@ -17,7 +17,7 @@ namespace OnnxReward.Training.Reference;
 /// batch-of-one forward. Peak memory: one layer's fp32 weights (0.87 GB at 8B widths) plus every sequence's hidden
 /// states (T_i × D × 4 bytes each) plus one sequence's attention scores (H × T_i² × 4 bytes).
 /// </summary>
-internal static class LayerStreamingReference
+public static class LayerStreamingReference
 {
     /// <summary>
     /// ArmoRM outputs per sequence (each sequence runs alone, unpadded). Positions default to the reference rules

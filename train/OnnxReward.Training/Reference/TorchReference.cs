@@ -148,7 +148,7 @@ internal static class TorchReference
 }
 
 /// <summary>One sequence's ArmoRM outputs: score, rewards [K], gating [K], reward_hidden [D], prompt_hidden [D].</summary>
-internal sealed record ReferenceReward(float Score, float[] Rewards, float[] Gating, float[] RewardHidden, float[] PromptHidden);
+public sealed record ReferenceReward(float Score, float[] Rewards, float[] Gating, float[] RewardHidden, float[] PromptHidden);
 
 /// <summary>One sequence's last_hidden_state [Length, D] (row-major) and last-position logits [V] (or null).</summary>
 internal sealed record ReferenceBackbone(int Length, int HiddenSize, float[] Hidden, float[]? LastLogits);
