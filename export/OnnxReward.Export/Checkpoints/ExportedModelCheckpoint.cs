@@ -13,8 +13,8 @@ namespace OnnxReward.Export.Checkpoints;
 /// whole config (heads, RoPE θ, gating sizes), so the caller gives it; <see cref="Write"/> checks every tensor's shape
 /// against it.
 /// <code>
-/// ExportedModelCheckpoint.Write("models/default", "/tmp/default-checkpoint", config, head);
-/// ModelExporter.Export("/tmp/default-checkpoint", "/tmp/default-int8", new ExportOptions { Precision = ExportPrecision.Parse("int8") });
+/// ExportedModelCheckpoint.Write("models/default", "out/default-checkpoint", config, head);
+/// ModelExporter.Export("out/default-checkpoint", "out/default-int8", new ExportOptions { Precision = ExportPrecision.Parse("int8") });
 /// </code>
 /// </summary>
 public static class ExportedModelCheckpoint
