@@ -141,8 +141,8 @@ for (const { where, obj } of byKind("HorizontalPodAutoscaler")) {
   const ref = obj.spec?.scaleTargetRef;
   if (!deployments.some((d) => ref?.kind === "Deployment" && d.obj.metadata?.name === ref.name))
     problem(where, `scaleTargetRef ${ref?.kind} ${ref?.name} is not a Deployment defined here`);
-  if (!(obj.spec?.metrics ?? []).some((m) => m.type === "Pods" && m.pods?.metric?.name === "onnxreward_queue_depth"))
-    problem(where, "no Pods metric onnxreward_queue_depth (the queue-depth autoscaling signal)");
+  if (!(obj.spec?.metrics ?? []).some((m) => m.type === "Pods" && m.pods?.metric?.name === "onnxreward_scorer_queued_rows"))
+    problem(where, "no Pods metric onnxreward_scorer_queued_rows (the queue-depth autoscaling signal)");
 }
 
 // ---- 3. Dockerfile ----

@@ -50,7 +50,7 @@ check "service selects nothing" "matches no Deployment's pods"    "python3 - <<'
 p='deploy/k8s/server.yaml'; s=open(p).read(); i=s.index('kind: Service'); j=s.index('component: server', s.index('selector:', i))
 open(p,'w').write(s[:j] + 'component: serve' + s[j + len('component: server'):])
 PY"
-check "HPA without queue depth" "no Pods metric onnxreward_queue_depth" "sed -i 's/name: onnxreward_queue_depth/name: onnxreward_queue_rows/' deploy/k8s/server.yaml"
+check "HPA without queue depth" "no Pods metric onnxreward_scorer_queued_rows" "sed -i 's/name: onnxreward_scorer_queued_rows/name: onnxreward_queue_rows/' deploy/k8s/server.yaml"
 check "root user in Dockerfile" "numeric non-root USER"           "sed -i 's/^USER 1654/USER root/' deploy/Dockerfile"
 check "Dockerfile instruction"  "lint (error)"                    "sed -i 's/^EXPOSE 8000/EXPOSE 8000\/tcpp/' deploy/Dockerfile"
 check "model left out of build" "is excluded by .dockerignore"    "sed -i '/^!models\/default\/$/d' .dockerignore"

@@ -203,21 +203,11 @@ internal sealed partial class RewardModelEndpoints(
         return new GetRewardResponse(rewards, rewards);
     }
 
-    /// <summary>What each OpenRLHF query is scored as: its templated text, BOS added when missing (one place to adapt
-    /// the queries, e.g. to strip the trainer's padding).</summary>
+    /// <summary>What each OpenRLHF query is scored as: the query as OpenRLHF's own reward server prepares it
+    /// (<see cref="OnnxReward.Text.InputEncoder.PrepareOpenRlhfQuery"/>: the trainer's leading and trailing pad/EOS runs stripped, one EOS
+    /// appended, BOS added when missing), as templated text.</summary>
     internal static ScoringInput[] GetRewardInputs(RewardModel model, IReadOnlyList<string> queries) =>
-        queries.Select(t => ScoringInput.FromTemplatedText(WithBos(model, t))).ToArray();
-
-    /// <summary>
-    /// Templated text as a Hugging Face tokenizer call with add_special_tokens would see it, without doubling BOS: the
-    /// text is tokenized with special tokens recognised; <c>&lt;|begin_of_text|&gt;</c> is prepended only when the text
-    /// does not already start with it (chat templates usually emit it themselves).
-    /// </summary>
-    internal static string WithBos(RewardModel model, string text)
-    {
-        const string bos = "<|begin_of_text|>";
-        return text.StartsWith(bos, StringComparison.Ordinal) || model.Encoder.Tokenizer.AddedTokenId(bos) is null ? text : bos + text;
-    }
+        queries.Select(t => ScoringInput.FromTemplatedText(model.Encoder.PrepareOpenRlhfQuery(t))).ToArray();
 
     // ---- POST /v1/classify: vLLM / SGLang classification ---------------------------------------------------------
     // Shapes from vLLM vllm/entrypoints/pooling/classify/protocol.py (ClassificationCompletionRequest {model?, input:
@@ -239,7 +229,7 @@ internal sealed partial class RewardModelEndpoints(
         if (request.Messages is { } messages)
             inputs.Add(ScoringInput.FromConversation(Conversation.FromMessages(ScoringInput.ParseMessages(messages))));
         else if (request.Input is { ValueKind: JsonValueKind.String } text)
-            inputs.Add(ScoringInput.FromTemplatedText(WithBos(model, text.GetString()!)));
+            inputs.Add(ScoringInput.FromTemplatedText(model.Encoder.WithBos(text.GetString()!)));
         else if (request.Input is { ValueKind: JsonValueKind.Array } ids && ids.GetArrayLength() > 0 && ids[0].ValueKind == JsonValueKind.Number)
             inputs.Add(ScoringInput.FromTokenIds(TokenIds(ids, "input")));
         else if (request.Input is { ValueKind: JsonValueKind.Array } list)
@@ -250,7 +240,7 @@ internal sealed partial class RewardModelEndpoints(
             {
                 inputs.Add(item.ValueKind switch
                 {
-                    JsonValueKind.String => ScoringInput.FromTemplatedText(WithBos(model, item.GetString()!)),
+                    JsonValueKind.String => ScoringInput.FromTemplatedText(model.Encoder.WithBos(item.GetString()!)),
                     JsonValueKind.Array => ScoringInput.FromTokenIds(TokenIds(item, $"input[{i}]")),
                     _ => throw new FormatException($"\"input\"[{i}] is neither a string nor an array of token ids."),
                 });

@@ -79,8 +79,9 @@ public sealed class RewardModelHostingOptions
     // ---- the HTTP endpoints ---------------------------------------------------------------------------------------
 
     /// <summary>Largest accepted request body in bytes (--max-body-bytes); larger bodies get 413, chunked ones included.
-    /// Default 8 MiB.</summary>
-    public long MaxBodyBytes { get; set; } = 8L << 20;
+    /// Default 32 MiB: an OpenRLHF micro-batch (512 decoded queries, each padded to the batch's longest sequence, e.g.
+    /// 2,048 tokens of text plus "[PAD]" runs) is about 5–10 MB of JSON, and must fit in one request.</summary>
+    public long MaxBodyBytes { get; set; } = 32L << 20;
 
     /// <summary>Most conversations (or candidates + references, or queries) in one request (--max-conversations); 413
     /// above. Default 1024, so an OpenRLHF micro-batch of 512 queries is one request.</summary>

@@ -105,7 +105,8 @@ public class ServingEndpointTests
         Assert.That(texts, Has.All.StartWith("<|begin_of_text|>"), "the Llama-3 template emits BOS itself");
         var (status, json) = await s.PostJson("/get_reward", Json(new { query = texts, prompts = texts.Select(_ => "p"), labels = texts.Select(_ => "") }));
         Assert.That(status, Is.EqualTo(200), json.ToString());
-        var expected = Conversations.Select(c => TinyModel.Score(c).Score).ToArray();
+        // OpenRLHF's server scores each query with one EOS appended (serve_rm.py: strip pad/EOS runs, + eos_token).
+        var expected = TinyModel.ScoreTemplated(texts.Select(t => t + "<|end_of_text|>").ToArray()).Select(x => x.Score).ToArray();
         Assert.That(json.GetProperty("rewards").EnumerateArray().Select(x => x.GetSingle()), Is.EqualTo(expected).Within(Tolerance));
         Assert.That(json.GetProperty("scores").EnumerateArray().Select(x => x.GetSingle()), Is.EqualTo(expected).Within(Tolerance));
 
@@ -114,7 +115,7 @@ public class ServingEndpointTests
         (status, json) = await s.PostJson("/get_reward", Json(new { query = new[] { withoutBos } }));
         Assert.That(status, Is.EqualTo(200));
         Assert.That(json.GetProperty("rewards")[0].GetSingle(), Is.EqualTo(expected[0]).Within(Tolerance));
-        Assert.That(TinyModel.Encoder.Tokenizer.Encode(RewardModelEndpoints.WithBos(TinyModel, texts[0])).Count(id => id == 128000), Is.EqualTo(1));
+        Assert.That(TinyModel.Encoder.Tokenizer.Encode(TinyModel.Encoder.PrepareOpenRlhfQuery(texts[0])).Count(id => id == 128000), Is.EqualTo(1));
 
         (status, json) = await s.PostJson("/get_reward", Json(new { prompts = new[] { "x" } }));
         Assert.That(status, Is.EqualTo(400));

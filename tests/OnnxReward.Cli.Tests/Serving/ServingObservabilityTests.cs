@@ -145,16 +145,42 @@ public class ServingObservabilityTests
     }
 
     [Test]
-    public async Task AnOpenRlhfMicroBatchOf512QueriesIsOneRequestByDefault()
+    public async Task AnOpenRlhfMicroBatchOf512PaddedQueriesIsScoredAsOpenRlhfsOwnServerWould()
     {
+        // OpenRLHF's trainer (openrlhf/utils/remote_rm_utils.py) POSTs a micro-batch of decoded sequences with the padding
+        // of its batch: left [PAD]s before the prompt (left-padded generation), the response, then EOS and right [PAD]s up
+        // to the longest sequence. Its reward server (openrlhf/cli/serve_rm.py) strips the leading and trailing pad/EOS
+        // runs, appends one EOS and tokenizes with add_special_tokens (BOS). So each query must score exactly as the
+        // library scores "<BOS> + conversation text + EOS", whatever its padding. The expected texts are built here by
+        // hand, not with InputEncoder.PrepareOpenRlhfQuery, so the test checks the rule, not the code against itself.
         var defaults = new RewardModelHostingOptions();
         Assert.That(defaults.MaxConversations, Is.GreaterThanOrEqualTo(512));
         Assert.That(defaults.QueueCapacity, Is.GreaterThanOrEqualTo(defaults.MaxConversations), "a largest request can be admitted");
-        await using var s = await Start();
-        var text = TinyModel.Encoder.Render(Conversation.FromPromptResponse("What is 2+2?", "4"));
-        var (status, body) = await s.PostJson("/get_reward", Json(new { query = Enumerable.Repeat(text, 512) }));
-        Assert.That(status, Is.EqualTo(200), body.ToString());
-        Assert.That(body.GetProperty("rewards").GetArrayLength(), Is.EqualTo(512));
+        const string bos = "<|begin_of_text|>", eos = "<|end_of_text|>", pad = "[PAD]";
+        var rng = new Random(512);
+        var bodies = Enumerable.Range(0, 512).Select(i => TinyModel.Encoder.Render(Conversation.FromPromptResponse(
+            $"Question {i}: what is {i % 17} + {i % 5}?", string.Concat(Enumerable.Repeat($"{i % 17 + i % 5} ", 1 + i % 9))))).ToArray();
+        Assert.That(bodies, Has.All.StartWith(bos).And.All.EndWith("<|eot_id|>"));
+        var queries = bodies.Select((text, i) =>
+        {
+            var body = i % 4 == 3 ? text[bos.Length..] : text;                    // a few without BOS: it is added
+            var left = string.Concat(Enumerable.Repeat(pad, rng.Next(0, 40)));
+            var right = (i % 3 == 0 ? "" : eos) + string.Concat(Enumerable.Repeat(i % 2 == 0 ? pad : eos, rng.Next(0, 60)));
+            return left + body + right;
+        }).ToArray();
+        Assert.That(queries.Count(q => q.StartsWith(pad, StringComparison.Ordinal)), Is.GreaterThan(400), "most queries are left-padded");
+
+        await using var s = await Start();                                        // the default limits
+        var (status, json) = await s.PostJson("/get_reward", Json(new { query = queries, prompts = queries.Select(_ => "p"), labels = queries.Select(_ => "") }));
+        Assert.That(status, Is.EqualTo(200), json.ToString());
+        var rewards = json.GetProperty("rewards").EnumerateArray().Select(x => x.GetSingle()).ToArray();
+        var expected = TinyModel.ScoreTemplated(bodies.Select(t => t + eos).ToArray()).Select(x => x.Score).ToArray();
+        // Tolerance: 1e-5 absolute, the fixture's cross-batch bound (the server batches the 512 rows by its own token
+        // budget, the library call by its own; the fp32 graph's row results vary only in summation order).
+        Assert.That(rewards, Is.EqualTo(expected).Within(Tolerance));
+        var unpadded = TinyModel.ScoreTemplated(bodies).Select(x => x.Score).ToArray();
+        Assert.That(rewards.Zip(unpadded).Count(p => Math.Abs(p.First - p.Second) > 1e-4), Is.GreaterThan(400),
+            "the appended EOS is where the reward is read: without it (or with the pads kept) the scores differ");
     }
 
     private static readonly string[] Variables =
