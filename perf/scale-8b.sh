@@ -10,8 +10,11 @@
 # For each variant: `onnxreward export` under GNU time (export seconds, peak RSS), then fresh processes of
 # `OnnxReward.Benchmarks scale-score` (load seconds, seconds per conversation, tokens/s, peak RSS, the memory check's
 # estimate) for one conversation of 512 tokens, one of 2,048, and eight of 256 (their scores compare the variants), and
-# for int4 the plain CLI `onnxreward score` on a 512-token conversation under GNU time. fp32 is expected to be refused by
-# the memory check (it needs ~30 GB); its refusal is recorded. Every measurement is one JSON line in results.jsonl.
+# for int4 the plain CLI `onnxreward score` on a 512-token conversation under GNU time; then the variant's kernel ceiling
+# at the 8B GEMM shapes (`OnnxReward.Benchmarks kernel-ceiling`, N = 512, one layer of the variant's Linear nodes only)
+# and the 512-token conversation's throughput as a fraction of it (fp32-equivalent GFLOP/s of the scoring over the
+# ceiling's). fp32 is expected to be refused by the memory check (it needs ~30 GB); its refusal is recorded. Every
+# measurement is one JSON line in results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(dirname "$(mktemp -u)")/onnxreward-scale-8b}
@@ -78,5 +81,20 @@ for spec in "${variants[@]}"; do
     fi
   fi
   rm -rf "$out"
+  echo "== $name: kernel ceiling at the 8B shapes, N = 512"
+  ceiling=$("$bench" kernel-ceiling "$spec" 512 5 2>/dev/null)
+  python3 - "$results" "$name" "$ceiling" <<'EOF'
+import json, sys
+results, name, ceiling = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ceiling["precision"] = ceiling.pop("variant")
+line = {"step": "kernel-ceiling", "variant": name, **ceiling}
+scored = [r for r in map(json.loads, open(results)) if r.get("step") == "score" and r.get("variant") == name and r.get("tokens") == 512 and "score_s" in r]
+if scored:  # the last 512-token score of this variant (this run's)
+    seconds = scored[-1]["score_s"][0]
+    line["model_gflops"] = round(ceiling["model_gflop"] / seconds, 1)
+    line["fraction_of_ceiling"] = round(ceiling["model_gflop"] / seconds / ceiling["ceiling_gflops"], 3)
+print(json.dumps(line))
+open(results, "a").write(json.dumps(line) + "\n")
+EOF
 done
 echo "results: $results"

@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxReward.Export.Checkpoints;
 using OnnxReward.Export.Exporting;
 using OnnxReward.Export.Graph;
 
@@ -8,7 +9,7 @@ namespace OnnxReward.Benchmarks;
 /// A variant's kernel ceiling: an ORT session holding nothing but that variant's Linear kernel — MatMul (fp32),
 /// DynamicQuantizeMatMul (int8), MatMulNBits 8 or 4 bits (int8-block, int4) with the exporter's block size, zero
 /// points and accuracy level — at the mid-size model's GEMM shapes, built by <see cref="KernelCeilingGraph"/> from the
-/// exporter's own Linear emitter and quantizers, and run with the scoring session's settings (ORT_ENABLE_ALL, the same
+/// exporter's own Linear emitter and quantizers (or at any Llama-shaped config's: the 8B scale run's kernel-ceiling), and run with the scoring session's settings (ORT_ENABLE_ALL, the same
 /// intra-op thread count, inputs and outputs bound once with IO binding).
 /// Per layer, N = B·T rows:
 ///   [N, D]·[D, D + 2·Dkv]  packed QKV   [N, 512]·[512, 768]
@@ -26,31 +27,43 @@ internal sealed class KernelCeiling : IDisposable
     private readonly RunOptions _runOptions = new();
     private readonly List<OrtValue> _values = [];
 
-    private static readonly long D = MidSizeModel.Config.HiddenSize, F = MidSizeModel.Config.IntermediateSize,
-        Dkv = MidSizeModel.Config.NumKeyValueHeads * MidSizeModel.Config.HeadDim;
-
     /// <summary>One layer's GEMMs: [N, K]·[K, M], reading the hidden state (or, for down_proj, the FFN activation).</summary>
-    private static readonly KernelShape[] Shapes =
-    [
-        new("qkv_proj", D, D + 2 * Dkv, false), new("o_proj", D, D, false), new("gate_up_proj", D, 2 * F, false), new("down_proj", F, D, true),
-    ];
+    private static KernelShape[] ShapesOf(LlamaConfig c)
+    {
+        long d = c.HiddenSize, f = c.IntermediateSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
+        return [new("qkv_proj", d, q + 2 * kv, false), new("o_proj", q, d, false), new("gate_up_proj", d, 2 * f, false), new("down_proj", f, d, true)];
+    }
 
-    /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers: 2·N·Σ K·M.</summary>
-    public static double FlopsFor(int rows, int layers) => 2.0 * rows * layers * Shapes.Sum(s => (double)s.K * s.M);
+    /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers of the mid-size
+    /// model: 2·N·Σ K·M.</summary>
+    public static double FlopsFor(int rows, int layers) => FlopsFor(MidSizeModel.Config, rows, layers);
 
+    /// <summary>As <see cref="FlopsFor(int, int)"/> for any Llama-shaped config.</summary>
+    public static double FlopsFor(LlamaConfig config, int rows, int layers) => 2.0 * rows * layers * ShapesOf(config).Sum(s => (double)s.K * s.M);
+
+    /// <summary>The mid-size model's ceiling graph.</summary>
     public KernelCeiling(ExportPrecision precision, int rows, int layers, int intraOpThreads)
+        : this(MidSizeModel.Config, precision, rows, layers, intraOpThreads)
+    {
+    }
+
+    /// <summary>The ceiling graph at <paramref name="config"/>'s GEMM shapes (o_proj reads the hidden state, so the
+    /// config must have H·Dh = D, as every Llama does).</summary>
+    public KernelCeiling(LlamaConfig config, ExportPrecision precision, int rows, int layers, int intraOpThreads)
     {
         Rows = rows;
-        Flops = FlopsFor(rows, layers);
+        Flops = FlopsFor(config, rows, layers);
         var rng = new Random(7);
-        var model = KernelCeilingGraph.Build(precision, D, F, Shapes, layers, seed: 7);
+        var shapes = ShapesOf(config);
+        long d = config.HiddenSize, f = config.IntermediateSize;
+        var model = KernelCeilingGraph.Build(precision, d, f, shapes, layers, seed: 7);
         using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = intraOpThreads };
         _session = new InferenceSession(model, so);
         _binding = _session.CreateIoBinding();
-        Bind("h", rows, D, input: true, rng);
-        Bind("m", rows, F, input: true, rng);
+        Bind("h", rows, d, input: true, rng);
+        Bind("m", rows, f, input: true, rng);
         for (var layer = 0; layer < layers; layer++)
-            foreach (var shape in Shapes)
+            foreach (var shape in shapes)
                 Bind($"layers.{layer}.{shape.Name}", rows, shape.M, input: false, rng);
     }
 

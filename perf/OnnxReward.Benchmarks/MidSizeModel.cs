@@ -43,29 +43,39 @@ internal static class MidSizeModel
     // token), as llm.c does — a causal kernel skips about half of it, so this slightly over-credits attention.
 
     /// <summary>Weights of one layer's attention Linears (packed QKV + o_proj): D·(D + 2·Dkv) + D·D.</summary>
-    public static long AttentionLinearParameters
-    {
-        get { long d = Config.HiddenSize, kv = Config.NumKeyValueHeads * Config.HeadDim; return d * (d + 2 * kv) + d * d; }
-    }
+    public static long AttentionLinearParameters => AttentionLinearParametersOf(Config);
 
     /// <summary>Weights of one layer's MLP (gate, up, down): 3·D·F.</summary>
-    public static long MlpParameters => 3L * Config.HiddenSize * Config.IntermediateSize;
+    public static long MlpParameters => MlpParametersOf(Config);
 
     /// <summary>Matmul parameters per token of a full forward (every backbone Linear; the embedding is a gather).</summary>
     public static long MatmulParameters => Config.NumHiddenLayers * (AttentionLinearParameters + MlpParameters);
 
     /// <summary>FLOPs the fused graph executes for B rows of T tokens (formula above).</summary>
-    public static double ModelFlops(int b, int t)
-    {
-        const int p = 2;
-        double l = Config.NumHiddenLayers, d = Config.HiddenSize, tokens = (double)b * t;
-        var linear = 2 * tokens * (l * AttentionLinearParameters + (l - 1) * MlpParameters) + 2.0 * b * p * MlpParameters;
-        var attention = 4.0 * l * b * t * (double)t * d;
-        return linear + attention;
-    }
+    public static double ModelFlops(int b, int t) => ModelFlopsOf(Config, b, t);
 
     /// <summary>The part of <see cref="ModelFlops"/> done by Linear layers (everything but QKᵀ and AV).</summary>
     public static double LinearFlops(int b, int t) => ModelFlops(b, t) - 4.0 * Config.NumHiddenLayers * b * t * (double)t * Config.HiddenSize;
+
+    /// <summary><see cref="AttentionLinearParameters"/> of any Llama-shaped config.</summary>
+    public static long AttentionLinearParametersOf(LlamaConfig c)
+    {
+        long d = c.HiddenSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
+        return d * (q + 2 * kv) + q * d;
+    }
+
+    /// <summary><see cref="MlpParameters"/> of any Llama-shaped config.</summary>
+    public static long MlpParametersOf(LlamaConfig c) => 3L * c.HiddenSize * c.IntermediateSize;
+
+    /// <summary><see cref="ModelFlops"/> of any Llama-shaped config (the 8B scale run's fractions use it too).</summary>
+    public static double ModelFlopsOf(LlamaConfig c, int b, int t)
+    {
+        const int p = 2;
+        double l = c.NumHiddenLayers, d = c.HiddenSize, tokens = (double)b * t;
+        var linear = 2 * tokens * (l * AttentionLinearParametersOf(c) + (l - 1) * MlpParametersOf(c)) + 2.0 * b * p * MlpParametersOf(c);
+        var attention = 4.0 * l * b * t * (double)t * d;
+        return linear + attention;
+    }
 
     public static void Ensure()
     {

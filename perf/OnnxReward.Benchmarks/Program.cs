@@ -9,7 +9,8 @@ public static class Program
     /// <c>profile [BxT …]</c> prints each variant's ORT time per node type (NodeProfile);
     /// <c>generate-8b &lt;dir&gt;</c> writes the 8B-shaped synthetic checkpoint of the scale run (perf/scale-8b.sh);
     /// <c>scale-score</c> scores an exported model (perf/scale-8b.sh, perf/accuracy-8b.sh); <c>reference-score</c> computes the
-    /// layer-streaming fp32 reference scores of perf/accuracy-8b.sh.</summary>
+    /// layer-streaming fp32 reference scores of perf/accuracy-8b.sh; <c>kernel-ceiling</c> measures a variant's GEMM
+    /// ceiling at the 8B shapes (ScaleCeiling, perf/scale-8b.sh).</summary>
     public static int Main(string[] args)
     {
         if (args is ["chart", ..])
@@ -24,6 +25,8 @@ public static class Program
             return ScaleScore.Run(args);
         if (args is ["reference-score", ..])
             return ReferenceScore.Run(args);
+        if (args is ["kernel-ceiling", ..])
+            return ScaleCeiling.Run(args);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }
