@@ -69,7 +69,11 @@ for spec in "${variants[@]}"; do
   for run in "512 1" "2048 1" "256 8"; do
     read -r tokens rows <<< "$run"
     echo "== $name: score $rows x $tokens tokens"
-    line=$("$bench" scale-score "$out" "$tokens" "$rows" 2>/dev/null) || true
+    code=0
+    line=$("$bench" scale-score "$out" "$tokens" "$rows" 2> "$work/score.err") || code=$?
+    if [[ $line != \{* ]]; then   # died without its JSON line: record how, as JSON, and go on
+      line=$(python3 -c 'import json, sys; print(json.dumps({"tokens": int(sys.argv[1]), "rows": int(sys.argv[2]), "failed": f"exit {sys.argv[3]}: " + " | ".join(open(sys.argv[4]).read().strip().splitlines()[-3:])}))' "$tokens" "$rows" "$code" "$work/score.err")
+    fi
     echo "{\"step\":\"score\",\"variant\":\"$name\",${line#\{}" | tee -a "$results"
     [[ $line == *refused* ]] && break
   done
@@ -82,7 +86,7 @@ for spec in "${variants[@]}"; do
   fi
   rm -rf "$out"
   echo "== $name: kernel ceiling at the 8B shapes, N = 512"
-  ceiling=$("$bench" kernel-ceiling "$spec" 512 5 2>/dev/null)
+  ceiling=$("$bench" kernel-ceiling "$spec" 512 5 2> "$work/ceiling.err") || { tail -3 "$work/ceiling.err"; continue; }
   python3 - "$results" "$name" "$ceiling" <<'EOF'
 import json, sys
 results, name, ceiling = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -98,3 +102,4 @@ open(results, "a").write(json.dumps(line) + "\n")
 EOF
 done
 echo "results: $results"
+python3 perf/scale-table.py "$results"

@@ -126,7 +126,8 @@ internal static class ScaleScore
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / (double)(1 << 20), 2);
+                // "VmHWM:\t    2176 kB", but "VmHWM:\t10650848 kB" from 10 GB on: the tab is the only separator then.
+                return Math.Round(long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / (double)(1 << 20), 2);
         return double.NaN;
     }
 }
