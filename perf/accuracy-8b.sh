@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accuracy of the approximate variants (perf/README.md, "Accuracy of the quantized variants"). Not part of CI.
 # This is accuracy.sh with the layer-streaming fp32 reference instead of the fp32 graph as the baseline (for models
-# whose fp32 graph cannot load, e.g. the 8B shape). The two scripts share their statistics code by copy: to be merged.
+# whose fp32 graph cannot load, e.g. the 8B shape). Both take their statistics from perf/accuracy_stats.py.
 #
 #   perf/accuracy-8b.sh CHECKPOINT CONVERSATIONS.jsonl [variant ...]
 #
@@ -63,29 +63,17 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for spec in "${variants[@]}"; do
   score "$spec" || continue
   python3 - "$conv" "$work/reference.jsonl" "$work/$spec.json" "$spec" "$(cat "$work/$spec.bytes")" <<'PY'
-import json, sys, itertools
+import json, sys
+sys.path.insert(0, "perf")
+from accuracy_stats import max_abs_diff, orders_kept, spearman
 golden = [json.loads(l).get("score") for l in open(sys.argv[1]) if l.strip()]
 ref = [json.loads(l)["score"] for l in open(sys.argv[2]) if l.strip()]
 run = json.load(open(sys.argv[3]))
 var = run["scores"]
 assert len(ref) == len(var) == len(golden), "every line must score"
-def ranks(v):
-    order = sorted(range(len(v)), key=lambda i: v[i]); r = [0.0] * len(v); i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]: j += 1
-        for k in range(i, j + 1): r[order[k]] = (i + j) / 2
-        i = j + 1
-    return r
-def pearson(a, b):
-    n = len(a); ma = sum(a) / n; mb = sum(b) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    return cov / (sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) ** 0.5
-pairs = [(i, j) for i, j in itertools.combinations(range(len(ref)), 2) if ref[i] != ref[j]]
-kept = sum((ref[i] < ref[j]) == (var[i] < var[j]) for i, j in pairs) / len(pairs)
-dg = max(abs(v - g) for v, g in zip(var, golden)) if None not in golden else float("nan")
-print(f"| {sys.argv[4]} | {max(abs(v - r) for v, r in zip(var, ref)):.2g} | {dg:.2g} | {pearson(ranks(ref), ranks(var)):.4f} | "
-      f"{100 * kept:.1f} % | {int(sys.argv[5]) / 1e6:.1f} | {run['tokens_per_s']} | {run['peak_rss_gb']} |")
+dg = max_abs_diff(var, golden) if None not in golden else float("nan")
+print(f"| {sys.argv[4]} | {max_abs_diff(var, ref):.2g} | {dg:.2g} | {spearman(ref, var):.4f} | "
+      f"{100 * orders_kept(ref, var):.1f} % | {int(sys.argv[5]) / 1e6:.1f} | {run['tokens_per_s']} | {run['peak_rss_gb']} |")
 PY
 done
 python3 - "$conv" "$work/reference.jsonl" "$work/reference.summary" <<'PY'

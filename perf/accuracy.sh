@@ -55,37 +55,19 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for spec in fp32 "${variants[@]}"; do
   [ "$spec" = fp32 ] || score "$spec" || continue
   python3 - "$input" "$work/fp32.jsonl" "$work/$spec.jsonl" "$spec" "$(cat "$work/$spec.bytes")" <<'PY'
-import json, sys, itertools
+import json, sys
+sys.path.insert(0, "perf")
+from accuracy_stats import max_abs_diff, orders_kept, pair_accuracy, spearman
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 pairs = "chosen" in rows[0]
 golden = [None] * (2 * len(rows)) if pairs else [r.get("score") for r in rows]
 ref = [json.loads(l)["score"] for l in open(sys.argv[2])]
 var = [json.loads(l)["score"] for l in open(sys.argv[3])]
 assert len(ref) == len(var) == len(golden), "every line must score"
-def ranks(v):
-    order = sorted(range(len(v)), key=lambda i: v[i]); r = [0.0] * len(v); i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]: j += 1
-        for k in range(i, j + 1): r[order[k]] = (i + j) / 2
-        i = j + 1
-    return r
-def pearson(a, b):
-    n = len(a); ma = sum(a) / n; mb = sum(b) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    return cov / (sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) ** 0.5
-def accuracy(s): return sum(s[2 * i] > s[2 * i + 1] for i in range(len(s) // 2)) / (len(s) // 2)
-n = len(ref)
-if n <= 2000:
-    ps = [(i, j) for i, j in itertools.combinations(range(n), 2) if ref[i] != ref[j]]
-    kept = sum((ref[i] < ref[j]) == (var[i] < var[j]) for i, j in ps) / len(ps)
-else:  # over 2,000 rows: a seeded sample of 2M pairs instead of all n²/2
-    import random; rnd = random.Random(0); ps = [tuple(rnd.sample(range(n), 2)) for _ in range(2_000_000)]
-    ps = [(i, j) for i, j in ps if ref[i] != ref[j]]; kept = sum((ref[i] < ref[j]) == (var[i] < var[j]) for i, j in ps) / len(ps)
-dg = f"{max(abs(v - g) for v, g in zip(var, golden)):.2g}" if None not in golden else "-"
-acc = f"{100 * accuracy(var):.1f} %" if pairs else "-"
-dacc = f"{100 * (accuracy(var) - accuracy(ref)):+.1f} pt" if pairs else "-"
-print(f"| {sys.argv[4]} | {max(abs(v - r) for v, r in zip(var, ref)):.2g} | {dg} | {pearson(ranks(ref), ranks(var)):.4f} | {100 * kept:.1f} % | {int(sys.argv[5]) / 1e6:.1f} | {acc} | {dacc} |")
+dg = f"{max_abs_diff(var, golden):.2g}" if None not in golden else "-"
+acc = f"{100 * pair_accuracy(var):.1f} %" if pairs else "-"
+dacc = f"{100 * (pair_accuracy(var) - pair_accuracy(ref)):+.1f} pt" if pairs else "-"
+print(f"| {sys.argv[4]} | {max_abs_diff(var, ref):.2g} | {dg} | {spearman(ref, var):.4f} | {100 * orders_kept(ref, var):.1f} % | {int(sys.argv[5]) / 1e6:.1f} | {acc} | {dacc} |")
 PY
 done
 python3 -c 'import json,sys; v=[json.loads(l)["score"] for l in open(sys.argv[1])]; print(f"\n{len(v)} conversations, fp32 score range {min(v):.3g} .. {max(v):.3g}")' "$work/fp32.jsonl"
