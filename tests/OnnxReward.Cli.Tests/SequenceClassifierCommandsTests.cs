@@ -142,10 +142,18 @@ public class SequenceClassifierCommandsTests(string reference)
         Assert.That(result.GetProperty("score").GetSingle(), Is.EqualTo(expected).Within(tolerance));
         Assert.That(result.TryGetProperty("objectives", out _), Is.False);
 
-        (status, json) = await s.PostJson("/get_reward", ServingFixture.Json(new { query = new[] { golden.GetProperty("rendered").GetString() } }));
+        // /get_reward prepares a query as OpenRLHF's server does: trailing pad/EOS stripped, one EOS (the model's
+        // eos_token) appended, BOS added only when missing (Llama-3.1: the rendered text has it; Qwen3 has none). So the
+        // rendered golden, with a trainer's padding around it, scores as the rendered text + EOS scored directly.
+        var rendered = golden.GetProperty("rendered").GetString()!;
+        var eos = model.Encoder.Template!.EosToken!;
+        var pad = model.Encoder.Template.PadToken ?? eos;
+        // Skywork-Llama-3.1's eos_token is <|eot_id|>, which its rendering already ends with; Qwen3's is <|im_end|>, followed by "\n".
+        var openRlhf = model.ScoreTemplated([rendered.EndsWith(eos, StringComparison.Ordinal) ? rendered : rendered + eos])[0].Score;
+        (status, json) = await s.PostJson("/get_reward", ServingFixture.Json(new { query = new[] { pad + pad + rendered + eos + pad + pad } }));
         Assert.That(status, Is.EqualTo(200), json.ToString());
-        Assert.That(json.GetProperty("rewards")[0].GetSingle(), Is.EqualTo(expected).Within(tolerance),
-            "templated text: BOS not doubled (Llama-3.1), nothing added (Qwen3)");
+        Assert.That(json.GetProperty("rewards")[0].GetSingle(), Is.EqualTo(openRlhf).Within(1e-5),
+            "padded templated text: pads stripped, one EOS, BOS not doubled (Llama-3.1), nothing added (Qwen3); 1e-5 as the serving fixture's bound");
 
         (status, json) = await s.PostJson("/v1/classify", ServingFixture.Json(new { messages = golden.GetProperty("messages") }));
         Assert.That(status, Is.EqualTo(200), json.ToString());
