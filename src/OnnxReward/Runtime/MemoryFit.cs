@@ -25,7 +25,11 @@ public readonly record struct MemoryEstimate(string DType, long Weights, long Ac
 /// <item>activations, for the largest batch the options allow (B·T ≤ MaxBatchTokens, B ≤ MaxBatchSize, T ≤ MaxSequenceLength, one longer
 /// row alone): the per-token intermediates of one layer, (6·D + 2·Dkv + 4·F) floats, live at once, plus
 /// GroupQueryAttention's CPU score matrix B·H·T·T floats.</item>
-/// <item>runtime: the .NET runtime, ONNX Runtime's code and arenas, the tokenizer: 0.5 GB.</item>
+/// <item>runtime: the .NET runtime, ONNX Runtime's code and arenas, the tokenizer: 0.5 GB; for the MatMulNBits
+/// variants (int4, int8-block) 0.15 byte more per Linear weight — their kernels' per-run workspaces and the arena growth
+/// they cause were measured 0.19–0.84 GiB above the rest of this estimate at the 8B shape, i.e. up to 0.13 byte per
+/// Linear weight (perf/README.md, the 12-03 scale run: 512 and 2,048 tokens, 8 conversations of 256; calibrated at that
+/// one shape), so without it the check would pass models the kernel then kills.</item>
 /// </list>
 /// It is an estimate for a yes/no answer with a margin, not an accounting: perf/README.md lists it next to measured peaks.
 /// </summary>
@@ -109,7 +113,8 @@ public static class MemoryFit
         long tokens = Math.Max(Math.Min(options.MaxBatchTokens, (long)options.MaxBatchSize * maxT), maxT);
         var perToken = (6 * d + 2 * kv + 4 * ffn) * 4;
         var scores = heads * 4 * maxT * tokens;
-        return new MemoryEstimate(dtype, weights, tokens * perToken + scores, RuntimeBytes);
+        var runtime = RuntimeBytes + (dtype is "int4" or "int8-block" ? (m.LinearParameters ?? 0) * 3 / 20 : 0);   // see the summary
+        return new MemoryEstimate(dtype, weights, tokens * perToken + scores, runtime);
     }
 
     private static long EffectiveMaxLength(RewardModelManifest m, RewardModelOptions o) =>

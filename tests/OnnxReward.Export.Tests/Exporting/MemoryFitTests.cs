@@ -101,7 +101,8 @@ public class MemoryFitTests
             MaxSequenceLength = 8192, NumAttentionHeads = 32, NumKeyValueHeads = 8, IntermediateSize = 14336,
             LinearParameters = layers * (d * (d + 2 * kv) + d * d + 3 * d * f), EmbeddingParameters = 128257 * d,
             OtherParameters = 65 * d + 19 * d + 1024 * d + 2 * 1024 * 1024 + 19 * 1024,
-            Quantization = new RewardModelManifest.QuantizationInfo("MatMulNBits", 4, false, "fp16", 32, 4),
+            // int4's CPU default: block 32, accuracy level 1 (level 4 keeps an int8 copy and was measured at 6.37 GB).
+            Quantization = new RewardModelManifest.QuantizationInfo("MatMulNBits", 4, false, "fp16", 32, 1),
         };
         var defaults = new RewardModelOptions();
         var at512 = new RewardModelOptions { MaxBatchTokens = 512, MaxSequenceLength = 512 };
@@ -109,6 +110,8 @@ public class MemoryFitTests
         var int4 = MemoryFit.Estimate(m, 0, at512, "int4");
         TestContext.Out.WriteLine($"8B fp32 (default budget) {fp32.Total / 1e9:F1} GB; int4 at 512 tokens {int4.Total / 1e9:F2} GB (weights {int4.Weights / 1e9:F2})");
         Assert.That(fp32.Weights, Is.GreaterThan(24L << 30), "6.98 G Linear weights × 4 bytes");
-        Assert.That(int4.Total, Is.LessThan(6L << 30));
+        // Measured in the 12-03 scale run: 5.26 GB peak for one 512-token conversation through the library, 5.24 GB through
+        // `onnxreward score`; the estimate must cover that and still be under the 6 GB.
+        Assert.That(int4.Total, Is.GreaterThan((long)(5.26 * (1L << 30))).And.LessThan(6L << 30));
     }
 }
