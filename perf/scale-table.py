@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """perf/scale-8b.sh's results.jsonl as perf/README.md's markdown table (one row per variant, in run order).
 
-    python3 perf/scale-table.py /tmp/onnxreward-scale-8b/results.jsonl
+    python3 perf/scale-table.py WORK/results.jsonl     (WORK: the scale run's work folder, default $TMPDIR/onnxreward-scale-8b)
 """
 import json
 import sys

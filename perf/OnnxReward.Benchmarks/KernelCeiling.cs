@@ -27,19 +27,12 @@ internal sealed class KernelCeiling : IDisposable
     private readonly RunOptions _runOptions = new();
     private readonly List<OrtValue> _values = [];
 
-    /// <summary>One layer's GEMMs: [N, K]·[K, M], reading the hidden state (or, for down_proj, the FFN activation).</summary>
-    private static KernelShape[] ShapesOf(LlamaConfig c)
-    {
-        long d = c.HiddenSize, f = c.IntermediateSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
-        return [new("qkv_proj", d, q + 2 * kv, false), new("o_proj", q, d, false), new("gate_up_proj", d, 2 * f, false), new("down_proj", f, d, true)];
-    }
-
     /// <summary>FLOPs of one run for <paramref name="rows"/> = N and <paramref name="layers"/> layers of the mid-size
     /// model: 2·N·Σ K·M.</summary>
     public static double FlopsFor(int rows, int layers) => FlopsFor(MidSizeModel.Config, rows, layers);
 
     /// <summary>As <see cref="FlopsFor(int, int)"/> for any Llama-shaped config.</summary>
-    public static double FlopsFor(LlamaConfig config, int rows, int layers) => 2.0 * rows * layers * ShapesOf(config).Sum(s => (double)s.K * s.M);
+    public static double FlopsFor(LlamaConfig config, int rows, int layers) => 2.0 * rows * layers * LlamaFlops.LayerGemms(config).Sum(s => (double)s.K * s.M);
 
     /// <summary>The mid-size model's ceiling graph.</summary>
     public KernelCeiling(ExportPrecision precision, int rows, int layers, int intraOpThreads)
@@ -47,14 +40,13 @@ internal sealed class KernelCeiling : IDisposable
     {
     }
 
-    /// <summary>The ceiling graph at <paramref name="config"/>'s GEMM shapes (o_proj reads the hidden state, so the
-    /// config must have H·Dh = D, as every Llama does).</summary>
+    /// <summary>The ceiling graph at <paramref name="config"/>'s GEMM shapes (<see cref="LlamaFlops.LayerGemms"/>).</summary>
     public KernelCeiling(LlamaConfig config, ExportPrecision precision, int rows, int layers, int intraOpThreads)
     {
         Rows = rows;
         Flops = FlopsFor(config, rows, layers);
         var rng = new Random(7);
-        var shapes = ShapesOf(config);
+        var shapes = LlamaFlops.LayerGemms(config);
         long d = config.HiddenSize, f = config.IntermediateSize;
         var model = KernelCeilingGraph.Build(precision, d, f, shapes, layers, seed: 7);
         using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = intraOpThreads };

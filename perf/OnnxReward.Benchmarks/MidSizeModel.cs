@@ -34,48 +34,20 @@ internal static class MidSizeModel
     public static string DirectoryOf(ExportPrecision precision) =>
         precision == ExportPrecision.Fp32 ? ModelDirectory : Path.Combine(Root, "model-" + precision.Name);
 
-    // FLOP count, llm.c style (gpt2_estimate_mfu: 2 FLOPs per multiply-add, "6N + 12·L·H·Q·T" for training; the forward
-    // is a third of that: 2N per token + 4·L·T·D per token for attention). Legend: B rows, T tokens per row, L layers,
-    // D hidden, F FFN width, Dkv = Hkv·Dh, P = 2 gathered positions per row (reward and gating).
-    // Only FLOPs the fused graph must execute are counted: the last layer's MLP runs on the P gathered positions, not on
-    // all T (LlamaRewardGraph gathers before it), so it is credited for B·P tokens; the head (19 objectives, 3×256 gating)
-    // is < 0.1 % and left out. Attention counts the full T×T score and value products (QKᵀ and AV: 2·T·D each per
-    // token), as llm.c does — a causal kernel skips about half of it, so this slightly over-credits attention.
-
     /// <summary>Weights of one layer's attention Linears (packed QKV + o_proj): D·(D + 2·Dkv) + D·D.</summary>
-    public static long AttentionLinearParameters => AttentionLinearParametersOf(Config);
+    public static long AttentionLinearParameters => LlamaFlops.AttentionLinearParameters(Config);
 
     /// <summary>Weights of one layer's MLP (gate, up, down): 3·D·F.</summary>
-    public static long MlpParameters => MlpParametersOf(Config);
+    public static long MlpParameters => LlamaFlops.MlpParameters(Config);
 
     /// <summary>Matmul parameters per token of a full forward (every backbone Linear; the embedding is a gather).</summary>
     public static long MatmulParameters => Config.NumHiddenLayers * (AttentionLinearParameters + MlpParameters);
 
-    /// <summary>FLOPs the fused graph executes for B rows of T tokens (formula above).</summary>
-    public static double ModelFlops(int b, int t) => ModelFlopsOf(Config, b, t);
+    /// <summary>FLOPs the fused graph executes for B rows of T tokens (<see cref="LlamaFlops.Model"/>).</summary>
+    public static double ModelFlops(int b, int t) => LlamaFlops.Model(Config, b, t);
 
     /// <summary>The part of <see cref="ModelFlops"/> done by Linear layers (everything but QKᵀ and AV).</summary>
-    public static double LinearFlops(int b, int t) => ModelFlops(b, t) - 4.0 * Config.NumHiddenLayers * b * t * (double)t * Config.HiddenSize;
-
-    /// <summary><see cref="AttentionLinearParameters"/> of any Llama-shaped config.</summary>
-    public static long AttentionLinearParametersOf(LlamaConfig c)
-    {
-        long d = c.HiddenSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
-        return d * (q + 2 * kv) + q * d;
-    }
-
-    /// <summary><see cref="MlpParameters"/> of any Llama-shaped config.</summary>
-    public static long MlpParametersOf(LlamaConfig c) => 3L * c.HiddenSize * c.IntermediateSize;
-
-    /// <summary><see cref="ModelFlops"/> of any Llama-shaped config (the 8B scale run's fractions use it too).</summary>
-    public static double ModelFlopsOf(LlamaConfig c, int b, int t)
-    {
-        const int p = 2;
-        double l = c.NumHiddenLayers, d = c.HiddenSize, tokens = (double)b * t;
-        var linear = 2 * tokens * (l * AttentionLinearParametersOf(c) + (l - 1) * MlpParametersOf(c)) + 2.0 * b * p * MlpParametersOf(c);
-        var attention = 4.0 * l * b * t * (double)t * d;
-        return linear + attention;
-    }
+    public static double LinearFlops(int b, int t) => ModelFlops(b, t) - LlamaFlops.Attention(Config, b, t);
 
     public static void Ensure()
     {

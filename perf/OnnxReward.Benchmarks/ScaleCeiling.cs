@@ -14,7 +14,7 @@ namespace OnnxReward.Benchmarks;
 /// stream from memory as the 32 layers' do, and the graph stays under protobuf's 2 GB inline limit. One warm-up run, then
 /// the median of <c>runs</c>. Prints one JSON line: the ceiling in fp32-equivalent GFLOP/s, and <c>model_gflop</c>, the
 /// fp32-equivalent GFLOPs of scoring one conversation of <c>rows</c> tokens with the 8B model (the fused graph's count,
-/// <see cref="MidSizeModel.ModelFlopsOf"/>), so a variant's fraction of its ceiling is
+/// <see cref="LlamaFlops.Model"/>), so a variant's fraction of its ceiling is
 /// model_gflop / (seconds per conversation) / ceiling_gflops.
 /// </summary>
 internal static class ScaleCeiling
@@ -49,7 +49,7 @@ internal static class ScaleCeiling
         {
             variant = precision.ToString(), rows, runs, run_s = Math.Round(median, 4),
             ceiling_gflops = Math.Round(ceiling.Flops / median / 1e9, 1),
-            model_gflop = Math.Round(MidSizeModel.ModelFlopsOf(config, 1, rows) / 1e9, 1),
+            model_gflop = Math.Round(LlamaFlops.Model(config, 1, rows) / 1e9, 1),
             build_s = Math.Round(buildSeconds, 1), probe = ceiling.Probe(),
         }));
         return 0;
