@@ -204,7 +204,7 @@ public class ServingObservabilityTests
                 ["ONNXREWARD_QUEUE_CAPACITY"] = "900", ["ONNXREWARD_REQUEST_TIMEOUT_S"] = "12.5", ["ONNXREWARD_SERVED_MODEL_NAME"] = "env-rm",
                 ["ONNXREWARD_EP"] = "cpu", ["ONNXREWARD_TRUNCATION"] = "drop-oldest-turns", ["ONNXREWARD_MAX_WAIT_MS"] = "3",
                 ["ONNXREWARD_MAX_BODY_BYTES"] = "65536", ["ONNXREWARD_MAX_PADDING_WASTE"] = "0.2", ["ONNXREWARD_MAX_LENGTH"] = "1000",
-                ["ONNXREWARD_API_KEY"] = "k", ["ONNXREWARD_MODEL"] = "/tmp/some-model", ["ONNXREWARD_MAX_BATCH_SIZE"] = "16",
+                ["ONNXREWARD_API_KEY"] = "k", ["ONNXREWARD_MODEL"] = "some-model", ["ONNXREWARD_MAX_BATCH_SIZE"] = "16",
                 ["ONNXREWARD_SHUTDOWN_TIMEOUT_S"] = "5", ["ONNXREWARD_CONTENT_SPECIAL_TOKENS"] = "text",
             };
             foreach (var (k, v) in set)
@@ -212,7 +212,7 @@ public class ServingObservabilityTests
             var (settings, o, model) = ServeCommand.Parse();
             Assert.That(settings.Urls, Is.EqualTo("http://127.0.0.1:9001"));
             Assert.That(settings.ShutdownTimeout, Is.EqualTo(TimeSpan.FromSeconds(5)));
-            Assert.That(model?.FullName, Is.EqualTo("/tmp/some-model"));
+            Assert.That(model?.FullName, Is.EqualTo(Path.GetFullPath("some-model")), "a relative path resolves against the working directory");
             Assert.That((o.MaxBatchTokens, o.MaxConversations, o.QueueCapacity, o.MaxBatchSize, o.MaxBodyBytes, o.MaxLength),
                 Is.EqualTo((4096, 300, 900, 16, 65536L, (int?)1000)));
             Assert.That((o.RequestTimeout, o.MaxWaitMs, o.MaxPaddingWaste), Is.EqualTo((TimeSpan.FromSeconds(12.5), 3.0, 0.2)));
